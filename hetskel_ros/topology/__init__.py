@@ -1,0 +1,1 @@
+"""Unified skeleton, per-topology joint maps and normalisation (numpy only, no ROS, no torch)."""

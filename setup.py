@@ -1,0 +1,40 @@
+"""hetskel_ros: an ament_python package (colcon) that also installs with pip."""
+
+from glob import glob
+
+from setuptools import find_packages, setup
+
+PACKAGE = "hetskel_ros"
+
+
+def data_files() -> list[tuple[str, list[str]]]:
+    """Files colcon installs under share/hetskel_ros (config, launch, shipped model)."""
+    entries = [
+        ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
+        (f"share/{PACKAGE}", ["package.xml"]),
+        (f"share/{PACKAGE}/launch", glob("launch/*.py")),
+    ]
+    for folder in sorted({p.rsplit("/", 1)[0] for p in glob("config/**/*.yaml", recursive=True)}):
+        entries.append((f"share/{PACKAGE}/{folder}", glob(f"{folder}/*.yaml")))
+    entries.append((f"share/{PACKAGE}/models", glob("models/*")))
+    return [(dest, files) for dest, files in entries if files]
+
+
+setup(
+    name=PACKAGE,
+    version="0.1.0",
+    packages=find_packages(include=[PACKAGE, f"{PACKAGE}.*", "training", "training.*"]),
+    data_files=data_files(),
+    install_requires=["setuptools", "numpy", "pyyaml"],
+    zip_safe=False,
+    maintainer="hetskel_ros developers",
+    maintainer_email="hetskel-ros@example.org",
+    description="Action recognition from heterogeneous skeletons (any topology, one model) for ROS 2.",
+    license="Apache-2.0",
+    tests_require=["pytest"],
+    entry_points={
+        "console_scripts": [
+            "hetskel-topology = hetskel_ros.topology.cli:main",
+        ],
+    },
+)

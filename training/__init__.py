@@ -1,0 +1,1 @@
+"""Offline self-supervised pretraining and evaluation (uses topology and model, never ROS)."""
