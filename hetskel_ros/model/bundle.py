@@ -1,0 +1,134 @@
+"""The model bundle: one file that holds everything inference needs.
+
+A bundle is a zip archive (``*.hetskel``):
+  meta.json    model config, unified joint names, topology names (prompt rows), normalisation settings,
+               label names, provenance (data, command, git commit, metrics)
+  weights.npz  the state dict as numpy arrays (prompts and the semantic word table included)
+  model.onnx   the exported inference graph, when exported (the ONNX Runtime and TensorRT backends use it)
+Reading the metadata and the graph needs neither torch nor ROS; building the PyTorch model needs torch.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .config import ModelConfig
+
+if TYPE_CHECKING:
+    from .model import HetSkelModel
+
+FORMAT_VERSION = 1
+
+
+class BundleError(ValueError):
+    """A bundle file that is missing, unreadable or incomplete; the message names the file and the part."""
+
+
+@dataclass
+class Bundle:
+    config: ModelConfig
+    unified_joints: list[str]
+    label_names: list[str]
+    normalization: dict = field(default_factory=lambda: {"yaw_align": True})
+    provenance: dict = field(default_factory=dict)
+    weights: dict[str, np.ndarray] = field(default_factory=dict)
+    onnx: bytes | None = None
+    path: Path | None = None
+
+    @property
+    def topologies(self) -> list[str]:
+        return list(self.config.topologies)
+
+    def topology_index(self, name: str) -> int:
+        """Row of the topology's prompts; a topology unseen in training has none."""
+        try:
+            return self.config.topologies.index(name)
+        except ValueError:
+            raise BundleError(
+                f"topology {name!r} has no prompts in bundle {self.path}; it knows {list(self.config.topologies)}"
+            ) from None
+
+    def build_model(self) -> HetSkelModel:
+        """The PyTorch model with the bundle's weights, in eval mode."""
+        import torch
+
+        from .model import HetSkelModel
+
+        model = HetSkelModel(self.config)
+        state = {k: torch.from_numpy(np.array(v)) for k, v in self.weights.items()}
+        missing, unexpected = model.load_state_dict(state, strict=False)
+        needed = [k for k in missing if not k.startswith("projectors.")]
+        if needed or unexpected:
+            raise BundleError(f"bundle {self.path} does not fit the model: missing {needed}, unexpected {unexpected}")
+        return model.eval()
+
+    def meta(self) -> dict:
+        return {
+            "format_version": FORMAT_VERSION,
+            "config": self.config.to_dict(),
+            "unified_joints": list(self.unified_joints),
+            "label_names": list(self.label_names),
+            "normalization": self.normalization,
+            "provenance": self.provenance,
+        }
+
+
+def state_to_numpy(model: HetSkelModel, keep_projectors: bool = False) -> dict[str, np.ndarray]:
+    """Weights for a bundle; the projectors only serve the training losses and are dropped by default."""
+    return {
+        k: v.detach().cpu().numpy()
+        for k, v in model.state_dict().items()
+        if keep_projectors or not k.startswith("projectors.")
+    }
+
+
+def save_bundle(bundle: Bundle, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    weights = io.BytesIO()
+    np.savez(weights, **bundle.weights)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("meta.json", json.dumps(bundle.meta(), indent=2))
+        zf.writestr("weights.npz", weights.getvalue())
+        if bundle.onnx is not None:
+            zf.writestr("model.onnx", bundle.onnx)
+    tmp.replace(path)  # never leave a half-written bundle where a node would load it
+    bundle.path = path
+    return path
+
+
+def load_bundle(path: str | Path, *, weights: bool = True) -> Bundle:
+    path = Path(path)
+    if not path.is_file():
+        raise BundleError(f"model bundle not found: {path}")
+    try:
+        with zipfile.ZipFile(path) as zf:
+            names = set(zf.namelist())
+            for part in ("meta.json", "weights.npz"):
+                if part not in names:
+                    raise BundleError(f"model bundle {path} lacks {part}")
+            meta = json.loads(zf.read("meta.json"))
+            arrays = dict(np.load(io.BytesIO(zf.read("weights.npz")))) if weights else {}
+            onnx = zf.read("model.onnx") if "model.onnx" in names else None
+    except (zipfile.BadZipFile, json.JSONDecodeError, OSError) as exc:
+        raise BundleError(f"model bundle {path} is not readable: {exc}") from exc
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise BundleError(f"model bundle {path} has format {meta.get('format_version')}, expected {FORMAT_VERSION}")
+    return Bundle(
+        config=ModelConfig.from_dict(meta["config"]),
+        unified_joints=meta["unified_joints"],
+        label_names=meta["label_names"],
+        normalization=meta.get("normalization", {}),
+        provenance=meta.get("provenance", {}),
+        weights=arrays,
+        onnx=onnx,
+        path=path,
+    )

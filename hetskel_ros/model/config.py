@@ -1,0 +1,68 @@
+"""Model configuration and size presets; no torch, so bundles can be read where only ONNX Runtime exists."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+
+# The seven direction words of sec. 3.2, in the order the semantic index uses:
+# axis c has its negative word at 2c and its positive word at 2c + 1; "unmove" is last.
+DIRECTION_WORDS = ("left", "right", "down", "up", "back", "front", "unmove")
+UNMOVE = len(DIRECTION_WORDS) - 1
+
+
+@dataclass
+class ModelConfig:
+    """Everything that fixes the network's shapes; stored in the bundle."""
+
+    joints: int = 30
+    window: int = 32  # frames per sample, at `fps`
+    fps: float = 15.0
+    patch: int = 2  # frames per temporal token
+    dim: int = 64  # token width
+    depth: int = 2  # spatial+temporal block pairs
+    mlp_hidden: int = 256
+    feature_dim: int = 256
+    projector_dim: int = 256
+    lifter_hidden: int = 512
+    word_dim: int = 384  # width of the language-model word embeddings
+    unmove_threshold: float = 0.01  # dead band of eqs. 4-6, in torso lengths per frame
+    use_prompts: bool = True  # False: zero-padding ablation
+    use_semantic: bool = True  # False: the "without S" ablation of Table 3
+    topologies: tuple[str, ...] = ()
+    num_classes: int = 0
+    hips: tuple[int, int] = (11, 12)  # unified indices of left/right hip (set from the unified skeleton)
+    dropout: float = 0.1
+    extra: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> ModelConfig:
+        names = {f.name for f in fields(cls)}
+        unknown = set(values) - names
+        if unknown:
+            raise ValueError(f"unknown model config keys: {sorted(unknown)}")
+        values = dict(values)
+        for key in ("topologies", "hips"):
+            if key in values:
+                values[key] = tuple(values[key])
+        return cls(**values)
+
+    def to_dict(self) -> dict:
+        out = asdict(self)
+        out["topologies"] = list(self.topologies)
+        out["hips"] = list(self.hips)
+        return out
+
+
+# Named sizes. "small" fits pretraining on 2 CPU cores and batch-1 inference in a few ms;
+# "paper" follows sec. 4.1 (single-head spatial and temporal transformers, hidden 1024) at NTU's 64-frame window.
+PRESETS: dict[str, dict] = {
+    "small": {},
+    "paper": {"dim": 1024, "mlp_hidden": 1024, "depth": 1, "window": 64, "fps": 30.0, "patch": 4,
+              "feature_dim": 1024, "projector_dim": 2048, "lifter_hidden": 1024},
+}
+
+
+def preset(name: str, **overrides) -> ModelConfig:
+    if name not in PRESETS:
+        raise ValueError(f"unknown model size preset {name!r}; known: {sorted(PRESETS)}")
+    return ModelConfig.from_dict({**PRESETS[name], **overrides})
