@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# One-command setup of a development/runtime environment in .venv (repo root):
+#   1. create .venv (Python 3.11: the ROS 2 wheels on PyPI are cp311),
+#   2. pip install the pinned requirements.txt (ROS 2 wheels, torch, onnxruntime, ...),
+#   3. build the interfaces in msg/ (hetskel_msgs) with CMake and install them into .venv,
+#   4. pip install hetskel_ros itself, editable.
+# Idempotent: a stamp holds a hash of every input, so a second run only checks it (seconds).
+# Environment: PYTHON (interpreter for a new venv, default python3.11 or python3), HETSKEL_FORCE_SETUP=1 (redo all).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="$ROOT/.venv"
+VPY="$VENV/bin/python"
+STAMP="$VENV/.hetskel_setup_stamp"
+MSG_BUILD="$VENV/build/hetskel_msgs"
+cd "$ROOT"
+
+say() { printf '[setup] %s\n' "$*"; }
+die() { printf '[setup] ERROR: %s\n' "$*" >&2; exit 1; }
+
+# Hash of everything the result depends on: a change to any of these files redoes the setup.
+fingerprint() {
+  {
+    printf 'python=%s\n' "$("$VPY" -c 'import sys; print(sys.version)' 2>/dev/null || echo none)"
+    find msg -type f -not -path '*/__pycache__/*' -print0 | LC_ALL=C sort -z | xargs -0 sha256sum
+    sha256sum requirements.txt setup.py setup.cfg package.xml scripts/setup.sh
+  } | sha256sum | cut -d' ' -f1
+}
+
+up_to_date() {
+  [[ -z "${HETSKEL_FORCE_SETUP:-}" && -x "$VPY" && -f "$STAMP" ]] || return 1
+  [[ "$(cat "$STAMP")" == "$(fingerprint)" ]] || return 1
+  # The stamp can outlive a broken venv (e.g. a package removed by hand): check the imports too.
+  "$VPY" -c 'import hetskel_msgs.msg, hetskel_ros, rclpy' 2>/dev/null
+}
+
+if up_to_date; then
+  say "environment in .venv is up to date (delete $STAMP or set HETSKEL_FORCE_SETUP=1 to redo)"
+  exit 0
+fi
+
+# 1. virtual environment
+if [[ ! -x "$VPY" ]]; then
+  BASE_PY="${PYTHON:-$(command -v python3.11 || command -v python3 || true)}"
+  [[ -n "$BASE_PY" ]] || die "no python3 found: install Python 3.11 (apt-get install python3 python3-venv)"
+  version="$("$BASE_PY" -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
+  [[ "$version" == "3.11" ]] || die "$BASE_PY is Python $version; the ROS 2 wheels need 3.11 (set PYTHON=/path/to/python3.11)"
+  say "creating .venv with $BASE_PY (Python $version)"
+  "$BASE_PY" -m venv "$VENV" || die "python -m venv failed (on Debian/Ubuntu: apt-get install python3-venv)"
+fi
+
+# 2. pinned dependencies
+say "installing pinned dependencies from requirements.txt (first run: a few minutes)"
+"$VPY" -m pip install --quiet --disable-pip-version-check -r requirements.txt
+
+# 3. interfaces: CMake build of msg/ installed into the venv, which is the ROS prefix of the wheels
+for tool in cmake cc c++; do
+  command -v "$tool" >/dev/null || die "$tool not found: install a C/C++ toolchain and CMake (apt-get install build-essential cmake)"
+done
+say "building hetskel_msgs (msg/) with CMake into .venv (build dir: ${MSG_BUILD#"$ROOT"/})"
+mkdir -p "$MSG_BUILD"
+log="$MSG_BUILD/build.log"
+: >"$log"
+run_logged() { "$@" >>"$log" 2>&1 || { tail -n 40 "$log" >&2; die "'$*' failed (full log: $log)"; }; }
+export AMENT_PREFIX_PATH="$VENV${AMENT_PREFIX_PATH:+:$AMENT_PREFIX_PATH}"
+run_logged cmake -S msg -B "$MSG_BUILD" \
+  -DCMAKE_BUILD_TYPE=Release \
+  -DCMAKE_PREFIX_PATH="$VENV" \
+  -DCMAKE_INSTALL_PREFIX="$VENV" \
+  -DPython3_EXECUTABLE="$VPY" \
+  -DBUILD_TESTING=OFF
+run_logged cmake --build "$MSG_BUILD" --parallel "$(nproc 2>/dev/null || echo 2)"
+# Remove what an earlier install put there, so a deleted .msg does not linger in the venv.
+if [[ -f "$MSG_BUILD/install_manifest.txt" ]]; then
+  xargs -d '\n' rm -f <"$MSG_BUILD/install_manifest.txt"
+fi
+run_logged cmake --install "$MSG_BUILD"
+
+# 4. hetskel_ros itself, editable (PEP 660: console scripts land in .venv/bin despite setup.cfg's colcon dirs)
+say "installing hetskel_ros (editable) into .venv"
+"$VPY" -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation --use-pep517 -e .
+
+"$VPY" -c 'import hetskel_msgs.msg, hetskel_ros, rclpy' || die "imports fail after setup"
+fingerprint >"$STAMP"
+say "done: activate with '. .venv/bin/activate', or call .venv/bin/python directly"
