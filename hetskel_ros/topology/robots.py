@@ -1,0 +1,123 @@
+"""Humanoid robot mappings (config/robots/<robot>.yaml): URDF link -> canonical joint.
+
+A robot "is" a skeleton once forward kinematics gives its link positions; this file says which link stands for
+which body joint. FK itself happens in the JointState adapter (a later layer); here the format is defined and
+validated, and a mapping turns into a :class:`Topology` whose native joints are the listed links.
+
+Format::
+
+    name: talos                       # must equal the file stem
+    description: PAL TALOS humanoid
+    urdf:
+      package: example-robot-data     # where the URDF comes from (a ROS package or pip distribution)
+      path: robots/talos_data/robots/talos_reduced.urdf   # path inside it (a resolver hint)
+    up: "+z"                          # REP-103 base frame: z up
+    links:                            # URDF link name -> canonical joint (config/joints.yaml)
+      base_link: spine_base
+      arm_left_4_link: left_elbow
+    derived:                          # optional, same format as topologies
+      - joint: spine_mid
+        from: {spine_base: 0.5, spine_shoulder: 0.5}
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+from hetskel_ros.paths import config_dir
+from hetskel_ros.topology._yaml import Fields, read_mapping
+from hetskel_ros.topology.errors import TopologyError
+from hetskel_ros.topology.topology import DerivedJoint, Topology, parse_derived, parse_up
+from hetskel_ros.topology.vocabulary import load_vocabulary
+
+
+@dataclass(frozen=True)
+class RobotMapping:
+    """Which URDF links of a robot stand for which canonical joints."""
+
+    name: str
+    urdf_package: str
+    urdf_path: str
+    up: str
+    links: Mapping[str, str] = field(hash=False)  # URDF link -> canonical joint, in file order
+    derived: tuple[DerivedJoint, ...] = ()
+    description: str = ""
+    path: Path | None = field(default=None, compare=False)
+
+    @property
+    def link_names(self) -> tuple[str, ...]:
+        return tuple(self.links)
+
+    def as_topology(self) -> Topology:
+        """A 3D topology whose native joints are the mapped links (positions from FK, in ``link_names`` order)."""
+        return Topology(
+            name=f"robot_{self.name}",
+            dims=3,
+            joints=self.link_names,
+            up=self.up,
+            canonical=dict(self.links),
+            derived=self.derived,
+            description=self.description,
+            units="metres",
+            source=f"URDF {self.urdf_package}:{self.urdf_path}",
+            path=self.path,
+        )
+
+
+def robots_dir() -> Path:
+    return config_dir() / "robots"
+
+
+def list_robots() -> list[str]:
+    return sorted(p.stem for p in robots_dir().glob("*.yaml"))
+
+
+def load_robot(name_or_path: str | Path) -> RobotMapping:
+    """Load and validate a robot mapping by name (config/robots/<name>.yaml) or from a YAML path."""
+    text = str(name_or_path)
+    if isinstance(name_or_path, Path) or "/" in text or text.endswith((".yaml", ".yml")):
+        path = Path(name_or_path)
+        if not path.is_file():
+            raise TopologyError(f"robot file {path} does not exist")
+    else:
+        path = robots_dir() / f"{text}.yaml"
+        if not path.is_file():
+            raise TopologyError(f"unknown robot '{text}' (known: {', '.join(list_robots()) or 'none'})")
+    path = path.resolve()
+    return _load_cached(path, path.stat().st_mtime, tuple(load_vocabulary()))
+
+
+@lru_cache(maxsize=16)
+def _load_cached(path: Path, _mtime: float, vocabulary: tuple[str, ...]) -> RobotMapping:
+    fields = Fields(read_mapping(path), path)
+    name = fields.string("name")
+    if name != path.stem:
+        raise fields.error("name", f"is '{name}' but must equal the file name '{path.stem}'")
+    urdf = fields.mapping("urdf")
+    links = fields.name_map("links")
+    if not links:
+        raise fields.error("links", "is empty")
+    known = set(vocabulary)
+    for link, target in links.items():
+        if target not in known:
+            raise fields.error(
+                f"links.{link}", f"maps to unknown canonical joint '{target}' (not in config/joints.yaml)"
+            )
+    seen: dict[str, str] = {}
+    for link, target in links.items():
+        if target in seen:
+            raise fields.error(f"links.{link}", f"maps to '{target}', already mapped from link '{seen[target]}'")
+        seen[target] = link
+    return RobotMapping(
+        name=name,
+        urdf_package=urdf.string("package"),
+        urdf_path=urdf.string("path"),
+        up=parse_up(fields, 3),
+        links=links,
+        derived=parse_derived(fields, list(links), links, known),
+        description=fields.string("description", "").strip() if fields.has("description") else "",
+        path=path,
+    )
