@@ -31,7 +31,6 @@ setup(
     maintainer_email="hetskel-ros@example.org",
     description="Action recognition from heterogeneous skeletons (any topology, one model) for ROS 2.",
     license="Apache-2.0",
-    tests_require=["pytest"],
     entry_points={
         "console_scripts": [
             "hetskel-topology = hetskel_ros.topology.cli:main",
