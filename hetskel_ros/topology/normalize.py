@@ -49,15 +49,21 @@ def _first_present(mask: np.ndarray, *joints: int) -> int | None:
 def yaw_to_face_z(points: np.ndarray, mask: np.ndarray, skeleton: UnifiedSkeleton) -> np.ndarray:
     """Rotation about +Y that puts the first valid hip line (fallback: shoulders) along +X, so the body faces +Z.
 
-    With Y up, left = up x forward; a left-minus-right line along +X therefore means forward is +Z.
+    ``points`` must already be Y-up. With Y up, left = up x forward; a left-minus-right line along +X therefore
+    means forward is +Z.
     """
+    return _yaw_rotation(points, mask, skeleton, np.eye(3))
+
+
+def _yaw_rotation(points: np.ndarray, mask: np.ndarray, skeleton: UnifiedSkeleton, to_y_up: np.ndarray) -> np.ndarray:
+    """As :func:`yaw_to_face_z` for points that ``to_y_up`` turns Y-up (only the two points used are rotated)."""
     for left_name, right_name in (skeleton.hips, skeleton.shoulders):
         left, right = skeleton.index(left_name), skeleton.index(right_name)
         frame = _first_present(mask, left, right)
         if frame is None:
             continue
-        line = points[frame, left] - points[frame, right]
-        if np.hypot(line[0], line[2]) < 1e-9:
+        line = to_y_up @ (np.asarray(points[frame, left], np.float64) - np.asarray(points[frame, right], np.float64))
+        if not np.all(np.isfinite(line)) or np.hypot(line[0], line[2]) < 1e-9:
             continue
         angle = np.arctan2(line[2], line[0])
         c, s = np.cos(angle), np.sin(angle)
@@ -80,9 +86,10 @@ def normalize(
        is kept, it carries meaning).
     3. Scale by the median torso length over frames (root-to-neck-base), so people and units compare.
     4. Optionally (3D) rotate about +Y so the first valid hip line lies along +X and the body faces +Z.
-    All-missing root or torso gives centre 0 or scale 1: never NaN.
+    All-missing root or torso gives centre 0 or scale 1: never NaN. The steps are composed into one affine map
+    (translate, then one matrix), so a whole data set normalises in one pass.
     """
-    points = np.asarray(unified, dtype=np.float64)
+    points = np.asarray(unified)
     present = np.asarray(mask, dtype=bool)
     if points.ndim != 3 or present.shape != points.shape[:2] or points.shape[1] != skeleton.num_joints:
         raise TopologyError(
@@ -92,29 +99,30 @@ def normalize(
     dims = points.shape[2]
     if dims not in (2, 3):
         raise TopologyError(f"normalize expects 2D or 3D joints, got C={dims}")
-    points = np.where(present[..., None], points, 0.0)
     if not UP_PATTERN.match(up):
         raise TopologyError(f"up must be an axis with sign such as '+y', '-y' or '+z', got {up!r}")
     if dims == 3:
-        points = points @ up_rotation(up).T
-    elif up == "-y":
-        points = points * np.array([1.0, -1.0])
-    elif up != "+y":
+        linear = up_rotation(up)
+    elif up[1] == "y":
+        linear = np.diag([1.0, 1.0 if up == "+y" else -1.0])
+    else:
         raise TopologyError(f"2D skeletons need up '+y' or '-y', got {up!r}")
 
     root = skeleton.root_index
     frame = _first_present(present, root)
-    if frame is not None:
-        points = points - points[frame, root]
+    origin = points[frame, root].astype(np.float64) if frame is not None else np.zeros(dims)
 
+    # rotations and flips keep lengths: the torso scale can be measured on the input
     base, top = skeleton.index(skeleton.torso[0]), skeleton.index(skeleton.torso[1])
     both = present[:, base] & present[:, top]
-    lengths = np.linalg.norm(points[both, top] - points[both, base], axis=-1)
-    lengths = lengths[lengths > 1e-9]
+    lengths = np.linalg.norm(points[both, top].astype(np.float64) - points[both, base], axis=-1)
+    lengths = lengths[np.isfinite(lengths) & (lengths > 1e-9)]
     if lengths.size:
-        points = points / float(np.median(lengths))
+        linear = linear / float(np.median(lengths))
 
     if yaw_align and dims == 3:
-        points = points @ yaw_to_face_z(points, present, skeleton).T
-    points[~present] = 0.0
-    return points.astype(np.float32)
+        linear = _yaw_rotation(points, present, skeleton, up_rotation(up)) @ linear
+
+    result = (points.astype(np.float32) - origin.astype(np.float32)) @ linear.T.astype(np.float32)
+    result[~present] = 0.0
+    return result
