@@ -7,6 +7,9 @@ it, and the shipped 20-sequence sample otherwise. Every check is vectorised over
 from __future__ import annotations
 
 import itertools
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -172,3 +175,21 @@ def test_shipped_sample_is_reproduced_by_its_command(tmp_path):
     assert remade.names == shipped.names
     assert all(np.array_equal(a, b) for a, b in zip(remade.sequences, shipped.sequences, strict=True))
     assert (tmp_path / "sample.npz").read_bytes() == Path(sample_path()).read_bytes()
+
+
+def cli_command() -> list[str]:
+    """The installed console script (setup.py entry point), next to this interpreter or on PATH."""
+    beside = Path(sys.executable).parent / "hetskel-topology"
+    found = str(beside) if beside.exists() else shutil.which("hetskel-topology")
+    assert found, "hetskel-topology is not installed (pip install -e . / the setup script installs it)"
+    return [found]
+
+
+def test_cli_mocap_summary_maps_a_sequence_set(tmp_path):
+    result = subprocess.run([*cli_command(), "mocap", str(sample_path())], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "sequences: 20, frames: 2700 at 30 fps" in result.stdout
+    assert "unified joints present in every frame: 18/30" in result.stdout
+    assert "upper arm  0.243" in result.stdout and "chest faces +Z: 100.0%" in result.stdout
+    missing = subprocess.run([*cli_command(), "mocap", str(tmp_path / "none.npz")], capture_output=True, text=True)
+    assert missing.returncode == 2 and "none.npz" in missing.stderr

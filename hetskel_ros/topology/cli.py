@@ -1,9 +1,11 @@
-"""``hetskel-topology``: list the shipped topologies or show one, so a user can check a sensor's mapping."""
+"""``hetskel-topology``: list the topologies, show one, or summarise a mocap set mapped to the unified skeleton."""
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import sys
+from pathlib import Path
 
 import numpy as np
 
@@ -46,6 +48,45 @@ def _show(topology: Topology, unified: UnifiedSkeleton) -> None:
     print(f"bones: {len(topology.bones)}, flip pairs: {len(topology.flip_pairs)}")
 
 
+def _mocap(path: str | None, unified: UnifiedSkeleton) -> None:
+    """Map a whole mocap sequence set to the unified skeleton and report what a user would check first."""
+    from hetskel_ros.topology.normalize import normalize
+    from hetskel_ros.topology.sequences import default_mocap_path, load_sequences
+
+    source = Path(path) if path else default_mocap_path()
+    data = load_sequences(source)
+    topology = load_topology(data.topology)
+    positions, offsets = data.stacked()
+    points, mask = topology.to_unified(positions, unified=unified)
+    print(f"file:      {source}")
+    print(f"topology:  {topology.name} ({topology.num_joints} joints) -> {unified.name}")
+    print(f"sequences: {len(data)}, frames: {data.num_frames} at {data.fps:g} fps")
+    print(f"actions:   {', '.join(f'{n} {int((data.labels == i).sum())}' for i, n in enumerate(data.label_names))}")
+    print(f"styles:    {', '.join(f'{n} {int((data.styles == i).sum())}' for i, n in enumerate(data.style_names))}")
+    present = mask.all(axis=0)
+    print(f"unified joints present in every frame: {int(present.sum())}/{unified.num_joints}")
+    print("segment lengths (m, median over all frames):")
+    for label, a, b in (
+        ("torso", "spine_base", "spine_shoulder"),
+        ("upper arm", "left_shoulder", "left_elbow"),
+        ("forearm", "left_elbow", "left_wrist"),
+        ("thigh", "left_hip", "left_knee"),
+        ("shin", "left_knee", "left_ankle"),
+    ):
+        ia, ib = unified.index(a), unified.index(b)
+        both = mask[:, ia] & mask[:, ib]
+        if both.any():
+            length = np.median(np.linalg.norm(points[both, ia] - points[both, ib], axis=-1))
+            print(f"  {label:<10} {length:.3f}")
+    facing = []
+    shoulders = unified.index(unified.shoulders[0]), unified.index(unified.shoulders[1])
+    for start, end in itertools.pairwise(offsets):
+        body = normalize(points[start:end], mask[start:end], unified, up=topology.up)
+        chest = np.cross(body[0, shoulders[0]] - body[0, shoulders[1]], [0.0, 1.0, 0.0])
+        facing.append(chest[2] > 0)
+    print(f"after normalisation, sequences whose chest faces +Z: {100 * np.mean(facing):.1f}%")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="hetskel-topology", description="Skeleton topologies and their map to the unified skeleton."
@@ -54,11 +95,15 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("list", help="every topology: name, joints, dims, unified joints covered")
     show = sub.add_parser("show", help="one topology in detail")
     show.add_argument("name", help="a topology name from 'list', or a path to a topology YAML file")
+    mocap = sub.add_parser("mocap", help="map a mocap sequence set (default: the real mocap) and summarise it")
+    mocap.add_argument("path", nargs="?", help="an npz in the mocap format (default: full set, else the sample)")
     args = parser.parse_args(argv)
     try:
         unified = load_unified()
         if args.command == "list":
             _list(unified)
+        elif args.command == "mocap":
+            _mocap(args.path, unified)
         else:
             _show(load_topology(args.name), unified)
     except TopologyError as exc:

@@ -14,6 +14,7 @@ Format::
     up: "+z"                          # REP-103 base frame: z up
     links:                            # URDF link name -> canonical joint (config/joints.yaml)
       base_link: spine_base
+      torso_2_link: spine_shoulder
       arm_left_4_link: left_elbow
     derived:                          # optional, same format as topologies
       - joint: spine_mid
