@@ -296,6 +296,8 @@ def test_normalize_keeps_translation_and_uses_first_frame_with_a_root(unified):
 
 
 def test_normalize_is_robust_to_missing_everything(unified):
+    none, none_mask = load_topology("kinect_v2").to_unified(np.zeros((0, 25, 3)), unified=unified)
+    assert none.shape == (0, 30, 3) and normalize(none, none_mask, unified, up="+y").shape == (0, 30, 3)
     empty = np.zeros((6, 30, 3), np.float32)
     result = normalize(empty, np.zeros((6, 30), bool), unified, up="-y")
     assert result.shape == (6, 30, 3) and np.isfinite(result).all() and not result.any()

@@ -137,7 +137,8 @@ class Topology:
         all_valid = bool(valid.all())
         clean = pos if all_valid else np.where(valid[..., None], pos, np.float32(0.0))
         # One GEMM for all frames: (T, N*C) @ (N*C, J*C) with the per-coordinate weights kron(W, I_C).
-        out = (clean.reshape(frames, -1) @ plan.coordinate_weights(self.dims)).reshape(frames, -1, self.dims)
+        flat = clean.reshape(frames, self.num_joints * self.dims)
+        out = (flat @ plan.coordinate_weights(self.dims)).reshape(frames, skeleton.num_joints, self.dims)
         if all_valid:
             mask = np.broadcast_to(plan.provided, (frames, plan.provided.size)).copy()
         else:
