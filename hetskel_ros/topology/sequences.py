@@ -148,8 +148,13 @@ def default_mocap_path() -> Path:
         if not path.is_file():
             raise TopologyError(f"${MOCAP_ENV} points at {path}, which is not a file")
         return path
-    full = full_mocap_path()
-    return full if full.is_file() else sample_path()
+    for candidate in (full_mocap_path(), sample_path()):
+        if candidate.is_file():
+            return candidate
+    raise TopologyError(
+        f"no mocap data: neither {full_mocap_path()} nor the sample {sample_path()} exists; "
+        f"set ${MOCAP_ENV} to an npz in the mocap format"
+    )
 
 
 def is_full_mocap(path: Path) -> bool:
