@@ -60,6 +60,13 @@ class Fields:
             raise self.error(key, f"must be a non-empty string, got {value!r}")
         return value
 
+    def text(self, key: str) -> str:
+        """An optional free-text field (description, source): '' when absent, an error when not a string."""
+        value = self.raw(key, "")
+        if not isinstance(value, str):
+            raise self.error(key, f"must be text, got {value!r}")
+        return value.strip()
+
     def integer(self, key: str, default: Any = ...) -> int:
         value = self.raw(key, default)
         if isinstance(value, bool) or not isinstance(value, int):

@@ -119,6 +119,6 @@ def _load_cached(path: Path, _mtime: float, vocabulary: tuple[str, ...]) -> Robo
         up=parse_up(fields, 3),
         links=links,
         derived=parse_derived(fields, list(links), links, known),
-        description=fields.string("description", "").strip() if fields.has("description") else "",
+        description=fields.text("description"),
         path=path,
     )

@@ -279,9 +279,9 @@ def parse_topology(data: Mapping[str, Any], path: Path, vocabulary: set[str]) ->
         derived=derived,
         bones=native_pairs("bones"),
         flip_pairs=native_pairs("flip_pairs"),
-        description=fields.string("description", "").strip() if fields.has("description") else "",
+        description=fields.text("description"),
         units=fields.string("units", "metres" if dims == 3 else "pixels"),
-        source=fields.string("source", "").strip() if fields.has("source") else "",
+        source=fields.text("source"),
         path=path,
     )
 
