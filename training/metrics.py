@@ -14,17 +14,17 @@ import json
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import matplotlib
-
-matplotlib.use("Agg")  # headless: plots are files, never windows
-import matplotlib.pyplot as plt
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import confusion_matrix
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import LinearSVC
+from threadpoolctl import threadpool_limits
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 # Result keys that hold model parameters or per-sample arrays: kept in the returned dicts, left out of the report.
 NOT_REPORTED = ("weight", "bias", "predictions", "scores", "classes")
@@ -74,6 +74,7 @@ def linear_eval(
     num_classes: int | None = None,
     c: float = 1.0,
     max_iter: int = 2000,
+    blas_threads: int | None = 1,
 ) -> dict[str, Any]:
     """Linear evaluation: standardise, fit a multinomial logistic regression, score the test set.
 
@@ -82,6 +83,8 @@ def linear_eval(
     z = (x - mean) / std is folded in, W' = W / std and b' = b - W' @ mean, so ``x @ weight.T + bias`` gives the
     classifier's scores and the pair can become the model's linear head as is. Row i is class i; classes missing
     from the training labels get zero weights and ABSENT_CLASS_BIAS.
+    ``blas_threads``: L-BFGS makes many small matrix products, which run several times faster on one BLAS thread
+    than on contended ones (measured 0.37 s vs 3.2 s on a busy 2-core machine); None keeps the library default.
     """
     train_x = _as_features(train_x, "train_x")
     test_x = _as_features(test_x, "test_x")
@@ -97,7 +100,8 @@ def linear_eval(
 
     scaler = StandardScaler().fit(train_x)
     classifier = LogisticRegression(C=c, max_iter=max_iter, random_state=seed)
-    classifier.fit(scaler.transform(train_x), train_y)
+    with threadpool_limits(limits=blas_threads):
+        classifier.fit(scaler.transform(train_x), train_y)
 
     coef = classifier.coef_
     intercept = classifier.intercept_
@@ -275,6 +279,16 @@ def few_shot_eval(
 # --------------------------------------------------------------------------------------------------------- plots
 
 
+def _pyplot():
+    """matplotlib with the headless Agg backend (plots are files, never windows), imported only when plotting."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
 def plot_confusion(
     matrix: np.ndarray, label_names: Sequence[str], path: str | Path, *, title: str = "Confusion matrix"
 ) -> Path:
@@ -285,6 +299,7 @@ def plot_confusion(
     totals = matrix.sum(axis=1, keepdims=True)
     normalised = matrix / np.maximum(totals, 1)
     n = len(label_names)
+    plt = _pyplot()
     size = min(4.0 + 0.35 * n, 30.0)
     figure, axes = plt.subplots(figsize=(size, size * 0.85))
     image = axes.imshow(normalised, cmap="Blues", vmin=0.0, vmax=1.0)
@@ -304,8 +319,11 @@ def plot_confusion(
     return _save(figure, path)
 
 
-def embed_2d(features: np.ndarray, method: str = "pca", seed: int = 0) -> np.ndarray:
-    """(N, 2) projection of features: PCA (fast, faithful to global layout) or t-SNE (local neighbourhoods)."""
+def embed_2d(features: np.ndarray, method: str = "pca", seed: int = 0, *, threads: int | None = 1) -> np.ndarray:
+    """(N, 2) projection of features: PCA (fast, faithful to global layout) or t-SNE (local neighbourhoods).
+
+    t-SNE runs on ``threads`` OpenMP threads (None: library default); one is 15x faster on a busy 2-core machine.
+    """
     features = _as_features(features, "features")
     centred = features - features.mean(axis=0)
     if method == "pca":
@@ -315,7 +333,8 @@ def embed_2d(features: np.ndarray, method: str = "pca", seed: int = 0) -> np.nda
         from sklearn.manifold import TSNE
 
         perplexity = float(min(30.0, max(2.0, (len(features) - 1) / 3.0)))
-        return TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(centred)
+        with threadpool_limits(limits=threads):
+            return TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(centred)
     raise ValueError(f"unknown embedding method '{method}' (use 'pca' or 'tsne')")
 
 
@@ -332,6 +351,7 @@ def plot_embedding(
     """Scatter of a 2D projection of the features, coloured by class: separable clusters = a useful encoder."""
     labels = _as_labels(labels, len(features), "labels")
     points = embed_2d(features, method, seed)
+    plt = _pyplot()
     figure, axes = plt.subplots(figsize=(8, 7))
     colours = plt.get_cmap("tab20" if len(label_names) > 10 else "tab10")
     for label in np.unique(labels):
@@ -348,12 +368,12 @@ def plot_embedding(
     return _save(figure, path)
 
 
-def _save(figure: plt.Figure, path: str | Path) -> Path:
+def _save(figure: Figure, path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.tight_layout()
     figure.savefig(path, format="png", dpi=110)
-    plt.close(figure)
+    _pyplot().close(figure)
     return path
 
 
