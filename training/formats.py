@@ -278,7 +278,7 @@ def read_ntu_skeleton(path: str | Path, *, max_bodies: int | None = None) -> lis
                 )
             joints = cursor.block(num_joints, _JOINT_FIELDS, f"joints of {where}")
             body_id = info[0]
-            if any(seen_frame == frame for seen_frame, _ in records.get(body_id, ())):
+            if records.get(body_id) and records[body_id][-1][0] == frame:
                 body_id = f"{body_id}#{body}"  # duplicate id within one frame: keep both bodies apart
             records.setdefault(body_id, []).append((frame, joints))
     trailing = [i for i in range(cursor.next, len(cursor.lines)) if cursor.lines[i].strip()]
