@@ -67,7 +67,7 @@ def test_linear_eval_beats_chance_and_its_folded_head_is_the_classifier(mocap) -
     (train_x, train_y), (test_x, test_y) = mocap["train"], mocap["test"]
     result = linear_eval(train_x, train_y, test_x, test_y, seed=0)
     chance = 1 / 10
-    assert result["top1"] >= 0.6 > 5 * chance  # measured 0.67 on these windows
+    assert result["top1"] >= 0.6 > 5 * chance  # measured 0.70 on these windows
     assert result["top5"] >= result["top1"] and result["top5"] > 0.9
     assert result["confusion"].shape == (10, 10) and result["confusion"].sum() == len(test_y)
     assert np.trace(result["confusion"]) / len(test_y) == pytest.approx(result["top1"])
@@ -109,7 +109,7 @@ def test_folded_head_for_two_classes_and_for_classes_never_seen(mocap) -> None:
 def test_knn_retrieval(mocap) -> None:
     (train_x, train_y), (test_x, test_y) = mocap["train"], mocap["test"]
     result = knn_eval(train_x, train_y, test_x, test_y, k=1)
-    assert result["top1"] >= 0.6  # measured 0.73
+    assert result["top1"] >= 0.6  # measured 0.79
     assert result["precision"] == pytest.approx(result["top1"])  # k = 1: retrieval precision is accuracy
     assert knn_eval(train_x, train_y, train_x, train_y, k=1)["top1"] == 1.0  # every query retrieves itself
     five = knn_eval(train_x, train_y, test_x, test_y, k=5)
@@ -135,7 +135,7 @@ def test_few_shot_episodes_beat_chance(mocap) -> None:
     labels = np.concatenate([mocap["train"][1], mocap["test"][1]])
     results = few_shot_eval(features, labels, ways=5, shots=(1, 5), episodes=60, seed=0)
     one, five = results["5-way 1-shot"], results["5-way 5-shot"]
-    assert one["accuracy"] > 0.5 and five["accuracy"] > 0.6  # chance is 0.2; measured 0.75 and 0.83 (100 episodes)
+    assert one["accuracy"] > 0.5 and five["accuracy"] > 0.6  # chance is 0.2; measured 0.74 and 0.82
     assert 0 < one["ci95"] < 0.1 and one["episodes"] == 60 and one["chance"] == 0.2
     again = few_shot_eval(features, labels, ways=5, shots=(1,), episodes=60, seed=0)
     assert again["5-way 1-shot"] == one  # seeded: the same episodes every run
@@ -189,7 +189,8 @@ def test_issue_protocol_on_the_full_data_four_styles_to_youthful() -> None:
     train_x, train_y, _ = window_features(data, train_ids, **one_window)
     test_x, test_y, _ = window_features(data, test_ids, **one_window)
     result = linear_eval(train_x, train_y, test_x, test_y, seed=0)
-    # Measured 0.60 with all training styles: raw poses separate walking and waving well but confuse the
-    # youthful style's raise-up-hand actions with waving; a learned encoder has to beat this floor.
+    # Measured 0.62 (kNN 0.55) on this third, 0.60 with all training styles: raw poses separate walking and
+    # waving well but confuse the youthful style's raise-up-hand actions with waving; a learned encoder has to
+    # beat this floor.
     assert result["top1"] > 0.5
     assert knn_eval(train_x, train_y, test_x, test_y)["top1"] > 0.45
