@@ -49,9 +49,19 @@ if [[ ! -x "$VPY" ]]; then
   "$BASE_PY" -m venv "$VENV" || die "python -m venv failed (on Debian/Ubuntu: apt-get install python3-venv)"
 fi
 
+# Output of the long steps goes to a log; its tail is shown if a step fails.
+LOG="$VENV/setup.log"
+: >"$LOG"
+run_logged() {
+  "$@" >>"$LOG" 2>&1 && return 0
+  grep -v "^WARNING: Location .* is ignored" "$LOG" | tail -n 40 >&2
+  die "'$*' failed (full log: $LOG)"
+}
+
 # 2. pinned dependencies
 say "installing pinned dependencies from requirements.txt (first run: a few minutes)"
-"$VPY" -m pip install --quiet --disable-pip-version-check -r requirements.txt
+run_logged "$VPY" -m pip install --disable-pip-version-check -r requirements.txt
+say "  dependencies ready (${SECONDS}s)"
 
 # 3. interfaces: CMake build of msg/ installed into the venv, which is the ROS prefix of the wheels
 for tool in cmake cc c++; do
@@ -59,9 +69,6 @@ for tool in cmake cc c++; do
 done
 say "building hetskel_msgs (msg/) with CMake into .venv (build dir: ${MSG_BUILD#"$ROOT"/})"
 mkdir -p "$MSG_BUILD"
-log="$MSG_BUILD/build.log"
-: >"$log"
-run_logged() { "$@" >>"$log" 2>&1 || { tail -n 40 "$log" >&2; die "'$*' failed (full log: $log)"; }; }
 export AMENT_PREFIX_PATH="$VENV${AMENT_PREFIX_PATH:+:$AMENT_PREFIX_PATH}"
 run_logged cmake -S msg -B "$MSG_BUILD" \
   -DCMAKE_BUILD_TYPE=Release \
@@ -70,16 +77,23 @@ run_logged cmake -S msg -B "$MSG_BUILD" \
   -DPython3_EXECUTABLE="$VPY" \
   -DBUILD_TESTING=OFF
 run_logged cmake --build "$MSG_BUILD" --parallel "$(nproc 2>/dev/null || echo 2)"
-# Remove what an earlier install put there, so a deleted .msg does not linger in the venv.
+previous_manifest="$MSG_BUILD/install_manifest.previous"
 if [[ -f "$MSG_BUILD/install_manifest.txt" ]]; then
-  xargs -d '\n' rm -f <"$MSG_BUILD/install_manifest.txt"
+  cp "$MSG_BUILD/install_manifest.txt" "$previous_manifest"
 fi
 run_logged cmake --install "$MSG_BUILD"
+if [[ -f "$previous_manifest" ]]; then
+  # Files an earlier install put into the venv that this one did not (e.g. of a deleted .msg) must not linger.
+  LC_ALL=C comm -23 <(LC_ALL=C sort "$previous_manifest") <(LC_ALL=C sort "$MSG_BUILD/install_manifest.txt") |
+    xargs -r -d '\n' rm -f
+  rm -f "$previous_manifest"
+fi
+say "  hetskel_msgs installed (${SECONDS}s)"
 
 # 4. hetskel_ros itself, editable (PEP 660: console scripts land in .venv/bin despite setup.cfg's colcon dirs)
 say "installing hetskel_ros (editable) into .venv"
-"$VPY" -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation --use-pep517 -e .
+run_logged "$VPY" -m pip install --disable-pip-version-check --no-deps --no-build-isolation --use-pep517 -e .
 
 "$VPY" -c 'import hetskel_msgs.msg, hetskel_ros, rclpy' || die "imports fail after setup"
 fingerprint >"$STAMP"
-say "done: activate with '. .venv/bin/activate', or call .venv/bin/python directly"
+say "done in ${SECONDS}s: activate with '. .venv/bin/activate', or call .venv/bin/python directly"
