@@ -17,6 +17,7 @@ def data_files() -> list[tuple[str, list[str]]]:
     for folder in sorted({p.rsplit("/", 1)[0] for p in glob("config/**/*.yaml", recursive=True)}):
         entries.append((f"share/{PACKAGE}/{folder}", glob(f"{folder}/*.yaml")))
     entries.append((f"share/{PACKAGE}/models", glob("models/*")))
+    entries.append((f"share/{PACKAGE}/data", glob("data/*.npz") + glob("data/*.md")))
     return [(dest, files) for dest, files in entries if files]
 
 
@@ -34,6 +35,8 @@ setup(
     entry_points={
         "console_scripts": [
             "hetskel-topology = hetskel_ros.topology.cli:main",
+            "hetskel-train = training.cli:main",
+            "action_reactor = hetskel_ros.ros.action_reactor:main",
         ],
     },
 )

@@ -20,7 +20,7 @@ def share_dir() -> Path:
         from ament_index_python.packages import get_package_share_directory
 
         return Path(get_package_share_directory("hetskel_ros"))
-    except Exception as exc:  # noqa: BLE001 - any failure means the same thing to the user
+    except Exception as exc:  # any failure means the same thing to the user: not installed
         raise FileNotFoundError(
             f"hetskel_ros data files not found beside {_SOURCE_ROOT} nor in an ament share directory"
         ) from exc

@@ -17,10 +17,10 @@ class ModelConfig:
     joints: int = 30
     window: int = 32  # frames per sample, at `fps`
     fps: float = 15.0
-    patch: int = 2  # frames per temporal token
+    patch: int = 4  # frames per temporal token
     dim: int = 64  # token width
     depth: int = 2  # spatial+temporal block pairs
-    mlp_hidden: int = 256
+    mlp_hidden: int = 128
     feature_dim: int = 256
     projector_dim: int = 256
     lifter_hidden: int = 512
@@ -31,7 +31,8 @@ class ModelConfig:
     topologies: tuple[str, ...] = ()
     num_classes: int = 0
     hips: tuple[int, int] = (11, 12)  # unified indices of left/right hip (set from the unified skeleton)
-    dropout: float = 0.1
+    root: int = 19  # unified index of the root joint (spine_base)
+    dropout: float = 0.0  # attention/MLP dropout; off by default: it cost a tenth of a CPU training step
     extra: dict = field(default_factory=dict)
 
     @classmethod

@@ -23,11 +23,16 @@ from .config import DIRECTION_WORDS, UNMOVE, ModelConfig
 
 
 class Lifter(nn.Module):
-    """2D -> 3D pose estimation module (sec. 3.1, 4.1): BatchNorm on the input, 4-layer MLP, LeakyReLU; per frame."""
+    """2D -> 3D pose estimation module (sec. 3.1, 4.1): BatchNorm on the input, 4-layer MLP, LeakyReLU; per frame.
 
-    def __init__(self, joints: int, hidden: int):
+    It predicts each frame's pose relative to its root joint, as pose lifters do: one frame cannot tell how far the
+    body has moved in depth since the window began.
+    """
+
+    def __init__(self, joints: int, hidden: int, root: int):
         super().__init__()
-        width = joints * 3  # x, y and the mask bit, so a missing joint is not read as a joint at the origin
+        self.root = root
+        width = joints * 3  # x, y and the mask bit, so a missing joint is not read as a joint at the root
         self.norm = nn.BatchNorm1d(width)
         self.mlp = nn.Sequential(
             nn.Linear(width, hidden), nn.LeakyReLU(0.1),
@@ -36,11 +41,14 @@ class Lifter(nn.Module):
             nn.Linear(hidden, joints * 3),
         )
 
-    def forward(self, x2d: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, x2d: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Root-relative 3D (B, T, J, 3), and the 2D root trajectory (B, T, 2) the pose rides on."""
         B, T, J, _ = x2d.shape
         m = mask.unsqueeze(-1)
-        inp = torch.cat([x2d * m, m], dim=-1).reshape(B * T, J * 3)
-        return self.mlp(self.norm(inp)).reshape(B, T, J, 3)
+        root = x2d[:, :, self.root] * m[:, :, self.root]
+        relative = (x2d - root.unsqueeze(2)) * m
+        inp = torch.cat([relative, m], dim=-1).reshape(B * T, J * 3)
+        return self.mlp(self.norm(inp)).reshape(B, T, J, 3), root
 
 
 def yaw_align(x: torch.Tensor, left_hip: int, right_hip: int) -> torch.Tensor:
@@ -185,7 +193,7 @@ class HetSkelModel(nn.Module):
             raise ValueError(f"window {cfg.window} is not a multiple of patch {cfg.patch}")
         self.cfg = cfg
         n_topo = len(cfg.topologies)
-        self.lifter = Lifter(cfg.joints, cfg.lifter_hidden)
+        self.lifter = Lifter(cfg.joints, cfg.lifter_hidden, cfg.root)
         self.skeleton_prompts = Prompts(n_topo, cfg.joints, 3, cfg.use_prompts)
         self.semantic = SemanticMotion(cfg.word_dim, cfg.unmove_threshold)
         self.semantic_prompts = Prompts(n_topo, cfg.joints, 3, cfg.use_prompts)
@@ -196,17 +204,22 @@ class HetSkelModel(nn.Module):
         self.classifier = nn.Linear(cfg.feature_dim, max(cfg.num_classes, 1))
 
     # -- heterogeneous skeleton processing (sec. 3.1, 3.2) --------------------------------------------------
-    def lift(self, x2d: torch.Tensor, m2d: torch.Tensor) -> torch.Tensor:
-        """2D unified skeleton -> 3D in the camera's frame (what eq. 11 compares with the measured 3D)."""
-        return self.lifter(x2d, m2d)
+    def lift(self, x2d: torch.Tensor, m2d: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """2D unified skeleton -> (root-relative 3D in the camera's frame, which eq. 11 compares with the measured
+        3D; the same pose moved along the 2D root trajectory, at the root's starting depth)."""
+        relative, root = self.lifter(x2d, m2d)
+        trajectory = torch.cat([root, torch.zeros_like(root[..., :1])], dim=-1).unsqueeze(2)
+        return relative, relative + trajectory
 
     def unified_streams(self, x3d, m3d, t3d, x2d, m2d, t2d) -> dict[str, torch.Tensor]:
-        """Prompted unified skeletons u_J, u_C and semantic encodings u_S (from 3D) and u_S2 (from lifted 2D)."""
+        """Prompted unified skeletons u_J, u_C, semantic encodings u_S (from 3D) and u_S2 (from lifted 2D),
+        and the lifter's root-relative camera-frame output ("lifted", for eq. 11)."""
         left_hip, right_hip = self.cfg.hips
-        lifted = yaw_align(self.lift(x2d, m2d), left_hip, right_hip)
+        relative, lifted_camera = self.lift(x2d, m2d)
+        lifted = yaw_align(lifted_camera, left_hip, right_hip)
         u_j = self.skeleton_prompts(x3d, m3d, t3d)
         u_c = self.skeleton_prompts(lifted, m2d, t2d)
-        streams = {"J": u_j, "C": u_c}
+        streams = {"J": u_j, "C": u_c, "lifted": relative}
         if self.cfg.use_semantic:
             # eq. 7: the semantic encoding is prompted like a skeleton, on the joints the input lacks
             streams["S"] = self.semantic_prompts(self.semantic(x3d), m3d, t3d)

@@ -25,7 +25,9 @@ def interpolate_frames(
     """
     stamps = np.asarray(stamps, dtype=np.float64)
     if stamps.ndim != 1 or len(stamps) != len(frames) or len(frames) == 0:
-        raise ValueError(f"need one stamp per frame and at least one frame, got {len(stamps)} stamps, {len(frames)} frames")
+        raise ValueError(
+            f"need one stamp per frame and at least one frame, got {len(stamps)} stamps, {len(frames)} frames"
+        )
     times = np.clip(np.asarray(times, dtype=np.float64), stamps[0], stamps[-1])
     upper = np.clip(np.searchsorted(stamps, times, side="left"), 0, len(stamps) - 1)
     lower = np.clip(upper - 1, 0, len(stamps) - 1)

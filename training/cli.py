@@ -1,0 +1,173 @@
+"""``hetskel-train``: pretrain, evaluate, export, or do all three and write the report.
+
+  hetskel-train pretrain --config training/configs/default.yaml --run-dir runs/default
+  hetskel-train evaluate --run-dir runs/default
+  hetskel-train export   --run-dir runs/default --out models/default.hetskel
+  hetskel-train report   --config training/configs/default.yaml --run-dir runs/default --out models/default.hetskel
+Runs resume from their checkpoint when started again with the same --run-dir.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+
+from hetskel_ros.model.bundle import Bundle, save_bundle, state_to_numpy
+from hetskel_ros.model.export import export_onnx
+from hetskel_ros.topology import load_unified
+
+from . import metrics
+from .report import ABLATIONS, ablation, evaluate, supervised_baseline
+from .train import Data, TrainConfig, build_model, load_data, pretrain, read_log
+from .words import LANGUAGE_MODEL
+
+DATA_CREDIT = "Bandai Namco Research Motion Dataset (Bandai Namco Research Inc.), CC BY-NC 4.0"
+
+
+def git_commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
+                             cwd=Path(__file__).parent)
+        return out.stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def load_run(run_dir: Path, data: Data | None = None) -> tuple[TrainConfig, torch.nn.Module, Data]:
+    """The config, trained model and data of a finished (or interrupted) run directory."""
+    cfg = TrainConfig.load(run_dir / "config.yaml")
+    data = data or load_data(cfg)
+    model = build_model(cfg, data.label_names)
+    state = torch.load(run_dir / "checkpoint.pt", weights_only=False)["objective"]
+    model.load_state_dict({k.removeprefix("model."): v for k, v in state.items() if k.startswith("model.")})
+    return cfg, model.eval(), data
+
+
+def make_bundle(model, data: Data, head: dict, provenance: dict) -> Bundle:
+    """The shipped model: encoder + the shared linear head fitted on frozen features, with its ONNX graph."""
+    with torch.no_grad():
+        model.classifier.weight.copy_(torch.from_numpy(np.asarray(head["weight"], np.float32)))
+        model.classifier.bias.copy_(torch.from_numpy(np.asarray(head["bias"], np.float32)))
+    skeleton = load_unified()
+    return Bundle(config=model.cfg, unified_joints=list(skeleton.names), label_names=list(data.label_names),
+                  normalization={"yaw_align": True, "root": skeleton.root, "torso": list(skeleton.torso)},
+                  provenance=provenance, weights=state_to_numpy(model), onnx=export_onnx(model))
+
+
+def provenance(cfg: TrainConfig, data: Data, results: dict, run_dir: Path) -> dict:
+    summary_path = run_dir / "train_summary.json"
+    summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
+    return {
+        "data": data.source, "data_credit": DATA_CREDIT,
+        "train_styles": cfg.train_styles, "test_styles": cfg.test_styles,
+        "train_sequences": len(data.train), "test_sequences": len(data.test),
+        "command": " ".join(shlex.quote(a) for a in ["hetskel-train", *sys.argv[1:]]),
+        "git_commit": git_commit(), "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "objective": cfg.objective, "epochs": cfg.epochs, "language_model": LANGUAGE_MODEL,
+        "training": summary, "metrics": {k: v for k, v in results.items() if k in ("linear", "deployed_head")},
+    }
+
+
+def plot_loss(run_dir: Path, path: Path) -> None:
+    log = read_log(run_dir)
+    if not log:
+        return
+    plt = metrics._pyplot()
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    for key in [k for k in log[-1] if k not in ("step", "epoch")]:
+        ax.plot([r["epoch"] for r in log], [r[key] for r in log], label=key)
+    ax.set_xlabel("epoch"), ax.set_yscale("log"), ax.legend(), ax.set_title("pretraining loss")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def cmd_pretrain(args) -> int:
+    cfg = TrainConfig.load(args.config, data=args.data, epochs=args.epochs, objective=args.objective)
+    pretrain(cfg, Path(args.run_dir), progress=not args.quiet)
+    print(f"pretraining done: {args.run_dir}/checkpoint.pt")
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    run_dir = Path(args.run_dir)
+    cfg, model, data = load_run(run_dir)
+    results = evaluate(model, data, run_dir / "eval", seed=cfg.seed)
+    results.pop("_head")
+    metrics.write_report(results, run_dir / "eval" / "report.json", run_dir / "eval" / "report.md",
+                         label_names=data.label_names, title=f"Evaluation of {run_dir}")
+    print(json.dumps({"linear": results["linear"], "deployed_head": results["deployed_head"]}, indent=2))
+    return 0
+
+
+def cmd_export(args) -> int:
+    run_dir = Path(args.run_dir)
+    cfg, model, data = load_run(run_dir)
+    results = evaluate(model, data, run_dir / "eval", seed=cfg.seed)
+    path = save_bundle(make_bundle(model, data, results["_head"], provenance(cfg, data, results, run_dir)), args.out)
+    print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
+    return 0
+
+
+def cmd_report(args) -> int:
+    """Pretrain, evaluate, train the baseline and ablations, export the bundle, write the report beside it."""
+    cfg = TrainConfig.load(args.config, data=args.data, epochs=args.epochs)
+    run_dir, out = Path(args.run_dir), Path(args.out)
+    data = load_data(cfg)
+    began = time.monotonic()
+    pretrain(cfg, run_dir / "pretrain", data, progress=not args.quiet)
+    _, model, _ = load_run(run_dir / "pretrain", data)
+    results = evaluate(model, data, out.parent / f"{out.stem}_plots", seed=cfg.seed)
+    results["training"] = json.loads((run_dir / "pretrain" / "train_summary.json").read_text())
+    plot_loss(run_dir / "pretrain", out.parent / f"{out.stem}_plots" / "loss.png")
+    if not args.no_baseline:
+        results["supervised_baseline"] = supervised_baseline(cfg, data, run_dir / "supervised", not args.quiet)
+    for name in [] if args.no_ablations else ABLATIONS:
+        results[f"ablation_{name}"] = ablation(cfg, data, name, run_dir / name, not args.quiet)
+    head = results.pop("_head")
+    results["report_seconds"] = time.monotonic() - began
+    save_bundle(make_bundle(model, data, head, provenance(cfg, data, results, run_dir / "pretrain")), out)
+    metrics.write_report(results, out.with_suffix(".report.json"), out.with_suffix(".report.md"),
+                         label_names=data.label_names, title=f"hetskel_ros model report: {out.name}")
+    (out.parent / f"{out.stem}.train.yaml").write_text(yaml.safe_dump(cfg.__dict__, sort_keys=False))
+    print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB) and {out.with_suffix('.report.md')}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="hetskel-train", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name in ("pretrain", "report"):
+        p = sub.add_parser(name)
+        p.add_argument("--config", default="training/configs/default.yaml")
+        p.add_argument("--data", help="mocap .npz (default: ../shared full set if present, else the shipped sample)")
+        p.add_argument("--epochs", type=float)
+        p.add_argument("--run-dir", required=True)
+        p.add_argument("--quiet", action="store_true", help="no progress bar")
+    sub.choices["pretrain"].add_argument("--objective", choices=["hetskel", "msclr", "supervised"])
+    sub.choices["report"].add_argument("--out", required=True, help="bundle path, e.g. models/default.hetskel")
+    sub.choices["report"].add_argument("--no-baseline", action="store_true")
+    sub.choices["report"].add_argument("--no-ablations", action="store_true")
+    p = sub.add_parser("evaluate")
+    p.add_argument("--run-dir", required=True)
+    p = sub.add_parser("export")
+    p.add_argument("--run-dir", required=True)
+    p.add_argument("--out", required=True)
+    args = parser.parse_args(argv)
+    return {"pretrain": cmd_pretrain, "evaluate": cmd_evaluate, "export": cmd_export, "report": cmd_report}[
+        args.command](args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,68 @@
+"""Frozen-encoder features of whole sequences, from 3D input, 2D input or both (the input ablations).
+
+A sequence's feature is the mean over its sliding windows (stride half a window), the same windows the ROS node
+classifies on a stream. 2D inputs are virtual-camera views with a fixed seed per sequence, so every evaluation of
+every model sees the same 2D data.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from hetskel_ros.model.model import HetSkelModel
+
+from .views import Clip, ViewMaker, sliding_times
+
+MODES = ("3d", "2d", "fused")
+
+
+def window_inputs(maker: ViewMaker, clip: Clip, times: np.ndarray, mode: str, topology_index: dict[str, int],
+                  rng: np.random.Generator, view3d: str = "bandai_mocap", view2d: str = "coco17"
+                  ) -> dict[str, np.ndarray]:
+    """Model inputs for one window of a clip in the given mode (no augmentation)."""
+    frames, mask = maker.frames(clip, times)
+    T, J = mask.shape
+    x3d, m3d = np.zeros((T, J, 3), np.float32), np.zeros((T, J), bool)
+    x2d, m2d = np.zeros((T, J, 2), np.float32), np.zeros((T, J), bool)
+    if mode in ("3d", "fused"):
+        x3d, m3d = maker.view3d(frames, mask, view3d, None)
+    if mode in ("2d", "fused"):
+        view = maker.view2d(frames, mask, view2d, rng)
+        x2d, m2d = view["x2d"], view["m2d"]
+    return {"x3d": x3d, "m3d": m3d, "t3d": topology_index[view3d], "x2d": x2d, "m2d": m2d,
+            "t2d": topology_index[view2d], "has3d": float(mode != "2d"), "has2d": float(mode != "3d")}
+
+
+INPUT_ORDER = ("x3d", "m3d", "t3d", "x2d", "m2d", "t2d", "has3d", "has2d")
+
+
+def as_tensors(rows: list[dict]) -> list[torch.Tensor]:
+    out = []
+    for key in INPUT_ORDER:
+        value = np.stack([np.asarray(r[key]) for r in rows])
+        t = torch.from_numpy(value)
+        out.append(t.long() if key in ("t3d", "t2d") else t.float())
+    return out
+
+
+@torch.no_grad()
+def sequence_features(model: HetSkelModel, maker: ViewMaker, clips: list[Clip], mode: str, *, seed: int = 0,
+                      view3d: str = "bandai_mocap", view2d: str = "coco17", batch: int = 256) -> np.ndarray:
+    """(len(clips), feature_dim) mean window features."""
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    model.eval()
+    topology_index = {name: i for i, name in enumerate(model.cfg.topologies)}
+    rows, owner = [], []
+    for i, clip in enumerate(clips):
+        rng = np.random.default_rng([seed, i])
+        for times in sliding_times(clip, model.cfg.window, model.cfg.fps, model.cfg.window // 2):
+            rows.append(window_inputs(maker, clip, times, mode, topology_index, rng, view3d, view2d))
+            owner.append(i)
+    features = np.concatenate([model.encode(*as_tensors(rows[s:s + batch])).numpy()
+                               for s in range(0, len(rows), batch)])
+    owner = np.asarray(owner)
+    sums = np.zeros((len(clips), features.shape[1]), np.float64)
+    np.add.at(sums, owner, features)
+    return (sums / np.bincount(owner, minlength=len(clips))[:, None]).astype(np.float32)

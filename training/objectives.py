@@ -1,0 +1,153 @@
+"""Self-supervised objectives.
+
+``HetSkelObjective``: the paper's total loss (paper 000, eq. 16): lambda * L_con (eq. 10) + L_reg (eqs. 12-15)
++ L_rec (eq. 11).
+``MultiSkeletonMoCo``: MS-CLR's multi-skeleton MoCo-v2 InfoNCE (paper 001, eq. 6): views of one sequence in
+different skeleton formats are positives, a queue of other sequences' keys are negatives.
+Both take the model and a batch of tensors from ``training.views.ViewMaker.training_batch``.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from hetskel_ros.model.model import HetSkelModel
+
+STREAMS = ("J", "C", "S")
+
+
+def variance_term(z: torch.Tensor, gamma: float = 1.0, eps: float = 1e-4) -> torch.Tensor:
+    """Eq. 12: hinge on each dimension's standard deviation, keeping features from collapsing."""
+    std = torch.sqrt(z.var(dim=0) + eps)
+    return F.relu(gamma - std).mean()
+
+
+def covariance_term(z: torch.Tensor) -> torch.Tensor:
+    """Eq. 13: squared off-diagonal covariances, decorrelating feature dimensions."""
+    n, d = z.shape
+    z = z - z.mean(dim=0)
+    cov = (z.T @ z) / max(n - 1, 1)
+    off_diagonal = cov - torch.diag(torch.diag(cov))
+    return off_diagonal.pow(2).sum() / d
+
+
+def reconstruction_loss(lifted: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Eq. 11: mean squared 3D error of the lifted 2D on the joints both skeletons have (the set B).
+
+    Both are root-relative per frame (the views give the target so)."""
+    m = mask.unsqueeze(-1).float()
+    return ((lifted - target).pow(2) * m).sum() / (m.sum() * 3).clamp(min=1.0)
+
+
+def modality_dropout(batch: int, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Which inputs the fused view sees: both (half the samples), 3D only or 2D only (a quarter each).
+
+    The paper fuses all inputs; a robot often has one sensor, so the fusion layer (eq. 8) must also work on subsets.
+    """
+    pick = torch.rand(batch, generator=generator)
+    has3d = (pick < 0.75).float()
+    has2d = (pick >= 0.25).float()
+    return has3d, has2d
+
+
+def batch_tensors(batch: dict) -> dict[str, torch.Tensor]:
+    out = {}
+    for key, value in batch.items():
+        t = torch.from_numpy(value)
+        out[key] = t.float() if t.dtype in (torch.float64, torch.bool) else t
+    return out
+
+
+class HetSkelObjective(nn.Module):
+    """L = lambda L_con + L_reg + L_rec (eq. 16)."""
+
+    def __init__(self, model: HetSkelModel, lam: float = 25.0, mu: float = 25.0, gamma: float = 1.0):
+        super().__init__()
+        self.model, self.lam, self.mu, self.gamma = model, lam, mu, gamma
+
+    def vc(self, z: torch.Tensor) -> torch.Tensor:
+        """Eq. 15: VC(Z) = mu V(Z) + C(Z)."""
+        return self.mu * variance_term(z, self.gamma) + covariance_term(z)
+
+    def forward(self, b: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+        model = self.model
+        streams = model.unified_streams(b["x3d"], b["m3d"], b["t3d"], b["x2d"], b["m2d"], b["t2d"])
+        l_rec = reconstruction_loss(streams["lifted"], b["target"], b["target_mask"])
+        h = model.embed_streams(streams)
+        has3d, has2d = modality_dropout(len(b["x3d"]))
+        names = [s for s in STREAMS if s in h]
+        # one encoder call for y_J, y_C, y_S and y_F (eq. 9)
+        y = model.encoder(torch.cat([h[s] for s in names] + [model.fused(h, has3d, has2d)]))
+        y = y.chunk(len(names) + 1)
+        y_streams, y_fused = dict(zip(names, y[:-1], strict=True)), y[-1]
+        z = {s: model.projectors[s](y_streams[s]) for s in names}  # Z_i
+        z_fused = {s: model.projectors[s](y_fused) for s in names}  # Z'_i
+        l_con = sum(F.mse_loss(z[s], z_fused[s]) for s in names)  # eq. 10, first sum
+        l_con = l_con + sum(F.mse_loss(z[a], z[b_]) for a in names for b_ in names if a != b_)  # eq. 10, second
+        l_reg = sum(self.vc(z[s]) + self.vc(z_fused[s]) for s in names)  # eq. 14
+        loss = self.lam * l_con + l_reg + l_rec  # eq. 16
+        return loss, {"loss": loss.item(), "con": l_con.item(), "reg": l_reg.item(), "rec": l_rec.item()}
+
+
+class MultiSkeletonMoCo(nn.Module):
+    """MoCo-v2 over skeleton formats (paper 001, eq. 6): query = one format's view, key = another format's view
+    of the same sequence from a momentum encoder; negatives from a queue."""
+
+    def __init__(self, model: HetSkelModel, queue: int = 4096, momentum: float = 0.999, temperature: float = 0.07):
+        super().__init__()
+        self.model, self.momentum, self.temperature = model, momentum, temperature
+        self.key_model = copy.deepcopy(model).requires_grad_(False)
+        dim = model.cfg.projector_dim
+        self.register_buffer("queue", F.normalize(torch.randn(queue, dim), dim=1))
+        self.register_buffer("pointer", torch.zeros((), dtype=torch.long))
+
+    def embed(self, model: HetSkelModel, b: dict, use3d: bool) -> torch.Tensor:
+        n = len(b["x3d"])
+        ones, zeros = torch.ones(n), torch.zeros(n)
+        h = model.embed_streams(model.unified_streams(b["x3d"], b["m3d"], b["t3d"], b["x2d"], b["m2d"], b["t2d"]))
+        fused = model.fused(h, ones if use3d else zeros, zeros if use3d else ones)
+        return F.normalize(model.projectors["J" if use3d else "C"](model.encoder(fused)), dim=1)
+
+    def forward(self, b: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+        l_rec = reconstruction_loss(self.model.lift(b["x2d"], b["m2d"])[0], b["target"], b["target_mask"])
+        q = torch.cat([self.embed(self.model, b, True), self.embed(self.model, b, False)])
+        with torch.no_grad():
+            for p_k, p_q in zip(self.key_model.parameters(), self.model.parameters(), strict=True):
+                p_k.mul_(self.momentum).add_(p_q.detach(), alpha=1 - self.momentum)
+            k = torch.cat([self.embed(self.key_model, b, False), self.embed(self.key_model, b, True)])
+        positives = (q * k).sum(dim=1, keepdim=True)
+        negatives = q @ self.queue.T
+        logits = torch.cat([positives, negatives], dim=1) / self.temperature
+        l_nce = F.cross_entropy(logits, torch.zeros(len(q), dtype=torch.long))  # eq. 6
+        with torch.no_grad():
+            n = len(k)
+            idx = (self.pointer + torch.arange(n)) % len(self.queue)
+            self.queue[idx] = k
+            self.pointer.fill_((self.pointer + n) % len(self.queue))
+        loss = l_nce + l_rec
+        return loss, {"loss": loss.item(), "nce": l_nce.item(), "rec": l_rec.item()}
+
+
+class Supervised(nn.Module):
+    """The baseline a user would otherwise pick: the same encoder trained from scratch with labels."""
+
+    def __init__(self, model: HetSkelModel):
+        super().__init__()
+        self.model = model
+
+    def forward(self, b: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+        model = self.model
+        l_rec = reconstruction_loss(model.lift(b["x2d"], b["m2d"])[0], b["target"], b["target_mask"])
+        has3d, has2d = modality_dropout(len(b["x3d"]))
+        h = model.embed_streams(model.unified_streams(b["x3d"], b["m3d"], b["t3d"], b["x2d"], b["m2d"], b["t2d"]))
+        logits = model.classifier(model.encoder(model.fused(h, has3d, has2d)))
+        l_ce = F.cross_entropy(logits, b["label"].long())
+        loss = l_ce + l_rec
+        return loss, {"loss": loss.item(), "ce": l_ce.item(), "rec": l_rec.item()}
+
+
+OBJECTIVES = {"hetskel": HetSkelObjective, "msclr": MultiSkeletonMoCo, "supervised": Supervised}

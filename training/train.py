@@ -1,0 +1,181 @@
+"""Pretraining loop: fixed seeds, progress bar, a checkpoint every N steps, resume after a kill.
+
+The batch of step s is drawn from a generator seeded by (seed, s), so a resumed run sees exactly the batches the
+killed one would have: a kill loses at most the steps since the last checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+from tqdm import tqdm
+
+from hetskel_ros.model.config import ModelConfig, preset
+from hetskel_ros.model.model import HetSkelModel, count_parameters
+from hetskel_ros.topology import load_topology, load_unified
+from hetskel_ros.topology.sequences import default_mocap_path, load_sequences
+
+from .objectives import OBJECTIVES, batch_tensors
+from .views import Clip, ViewMaker, ViewSettings, clips_from_sequences
+from .words import embed_direction_words
+
+
+@dataclass
+class TrainConfig:
+    """One YAML file (training/configs/*.yaml) sets these."""
+
+    data: str | None = None  # mocap npz; None: the full set if found, else the shipped sample
+    train_styles: list[str] = field(default_factory=lambda: ["active", "feminine", "masculine", "normal"])
+    test_styles: list[str] = field(default_factory=lambda: ["youthful"])
+    max_sequences: int | None = None  # a subset, for smoke tests
+    model_preset: str = "small"
+    model: dict = field(default_factory=dict)  # overrides of the preset
+    objective: str = "hetskel"
+    objective_args: dict = field(default_factory=dict)
+    epochs: float = 40
+    batch_size: int = 128
+    lr: float = 1e-3
+    weight_decay: float = 0.05
+    warmup_steps: int = 100
+    seed: int = 0
+    checkpoint_every: int = 100
+    threads: int = 2
+    views: dict = field(default_factory=dict)  # ViewSettings overrides
+
+    @classmethod
+    def load(cls, path: str | Path, **overrides) -> TrainConfig:
+        values = yaml.safe_load(Path(path).read_text()) or {}
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        unknown = set(values) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"{path}: unknown training config keys {sorted(unknown)}")
+        return cls(**values)
+
+
+@dataclass
+class Data:
+    train: list[Clip]
+    test: list[Clip]
+    label_names: list[str]
+    source: str
+
+
+def load_data(cfg: TrainConfig) -> Data:
+    path = Path(cfg.data) if cfg.data else default_mocap_path()
+    sequences = load_sequences(path)
+    skeleton = load_unified()
+    clips = clips_from_sequences(sequences, load_topology(sequences.topology), skeleton)
+    styles = list(sequences.style_names)
+
+    def pick(names: list[str]) -> list[Clip]:
+        unknown = set(names) - set(styles)
+        if unknown:
+            raise ValueError(f"styles {sorted(unknown)} are not in {path} (it has {styles})")
+        wanted = {styles.index(n) for n in names}
+        chosen = [c for c in clips if c.style in wanted]
+        if cfg.max_sequences:
+            rng = np.random.default_rng(cfg.seed)
+            chosen = [chosen[i] for i in sorted(rng.permutation(len(chosen))[: cfg.max_sequences])]
+        return chosen
+
+    return Data(pick(cfg.train_styles), pick(cfg.test_styles), list(sequences.label_names), str(path))
+
+
+def build_model(cfg: TrainConfig, label_names: list[str]) -> HetSkelModel:
+    skeleton = load_unified()
+    settings = ViewSettings(**cfg.views)
+    topologies = tuple(dict.fromkeys(settings.view3d + settings.view2d))
+    model_cfg: ModelConfig = preset(
+        cfg.model_preset, **cfg.model, topologies=topologies, num_classes=len(label_names),
+        hips=tuple(int(i) for i in skeleton.indices(skeleton.hips)), root=skeleton.root_index,
+        joints=skeleton.num_joints,
+    )
+    model = HetSkelModel(model_cfg)
+    model.semantic.words.copy_(torch.from_numpy(embed_direction_words()))
+    return model
+
+
+def lr_at(step: int, total: int, cfg: TrainConfig) -> float:
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    progress = (step - cfg.warmup_steps) / max(1, total - cfg.warmup_steps)
+    return cfg.lr * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+
+
+def batch_indices(step: int, steps_per_epoch: int, n: int, batch: int, seed: int) -> np.ndarray:
+    """The clips of step `step`: epoch-wise permutations, a pure function of (seed, step)."""
+    epoch, within = divmod(step, steps_per_epoch)
+    order = np.random.default_rng([seed, epoch]).permutation(n)
+    return order[within * batch: (within + 1) * batch]
+
+
+def save_checkpoint(path: Path, step: int, objective, optimizer) -> None:
+    tmp = path.with_suffix(".tmp")
+    torch.save({"step": step, "objective": objective.state_dict(), "optimizer": optimizer.state_dict()}, tmp)
+    os.replace(tmp, path)  # atomic: a kill mid-save leaves the previous checkpoint intact
+
+
+def pretrain(cfg: TrainConfig, run_dir: Path, data: Data | None = None, progress: bool = True) -> HetSkelModel:
+    """Train (or resume) in run_dir; returns the trained model. Writes run_dir/checkpoint.pt and log.jsonl."""
+    torch.set_num_threads(cfg.threads)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    data = data or load_data(cfg)
+    model = build_model(cfg, data.label_names)
+    objective = OBJECTIVES[cfg.objective](model, **cfg.objective_args)
+    optimizer = torch.optim.AdamW([p for p in objective.parameters() if p.requires_grad], lr=cfg.lr,
+                                  weight_decay=cfg.weight_decay)
+    maker = ViewMaker(load_unified(), model.cfg.window, model.cfg.fps, ViewSettings(**cfg.views))
+    topology_index = {name: i for i, name in enumerate(model.cfg.topologies)}
+    batch = min(cfg.batch_size, len(data.train))
+    steps_per_epoch = max(1, len(data.train) // batch)
+    total = max(1, round(cfg.epochs * steps_per_epoch))
+
+    checkpoint = run_dir / "checkpoint.pt"
+    start = 0
+    if checkpoint.exists():
+        state = torch.load(checkpoint, weights_only=False)
+        objective.load_state_dict(state["objective"])
+        optimizer.load_state_dict(state["optimizer"])
+        start = state["step"]
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg.__dict__, sort_keys=False))
+
+    log = (run_dir / "log.jsonl").open("a", buffering=1)  # line-buffered: the log is readable while training
+    bar = tqdm(range(start, total), initial=start, total=total, disable=not progress, desc=cfg.objective,
+               dynamic_ncols=True)
+    objective.train()
+    began = time.monotonic()
+    for step in bar:
+        torch.manual_seed(cfg.seed * 1_000_003 + step)
+        rng = np.random.default_rng([cfg.seed, step, 1])
+        idx = batch_indices(step, steps_per_epoch, len(data.train), batch, cfg.seed)
+        tensors = batch_tensors(maker.training_batch([data.train[i] for i in idx], rng, topology_index))
+        for group in optimizer.param_groups:
+            group["lr"] = lr_at(step, total, cfg)
+        loss, parts = objective(tensors)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(objective.parameters(), 5.0)
+        optimizer.step()
+        bar.set_postfix({k: f"{v:.3f}" for k, v in parts.items()})
+        log.write(json.dumps({"step": step + 1, "epoch": (step + 1) / steps_per_epoch, **parts}) + "\n")
+        if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == total:
+            log.flush()
+            save_checkpoint(checkpoint, step + 1, objective, optimizer)
+    log.close()
+    summary = {"steps": total, "resumed_from": start, "seconds": time.monotonic() - began,
+               "parameters": count_parameters(model), "train_sequences": len(data.train)}
+    (run_dir / "train_summary.json").write_text(json.dumps(summary, indent=2))
+    return model.eval()
+
+
+def read_log(run_dir: Path) -> list[dict]:
+    path = run_dir / "log.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []

@@ -1,0 +1,194 @@
+"""Heterogeneous views of one 3D sequence, as the paper and MS-CLR train on.
+
+From a clip in world coordinates (unified joints, Y up) we make:
+  * a 3D view in a 3D topology (the joints that topology and the clip share), yaw-aligned and augmented;
+  * a 2D view in a 2D topology: the clip seen by a virtual pinhole camera at a random viewpoint, with the pixel noise,
+    jitter, low confidences and dropped joints of a real 2D estimator, rendered as that topology's NATIVE array and
+    mapped back with its own joint map (so COCO's spine joints come from eqs. 1-3, as they would on a robot);
+  * the lifter's target: the same frames' 3D in that camera's frame (eq. 11 compares the lifted 2D with it).
+Views of one sequence are positives; the 2D/3D pair trains the lifter.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from hetskel_ros.topology import Topology, UnifiedSkeleton, load_topology, normalize
+from hetskel_ros.topology.window import interpolate_frames
+
+
+@dataclass
+class Clip:
+    """One sequence mapped to the unified skeleton, in world coordinates (metres, Y up)."""
+
+    positions: np.ndarray  # (T, J, 3)
+    mask: np.ndarray  # (T, J) bool
+    fps: float
+    label: int = -1
+    style: int = -1
+    name: str = ""
+
+    @property
+    def duration(self) -> float:
+        return (len(self.positions) - 1) / self.fps
+
+
+def clips_from_sequences(sequences, topology: Topology, skeleton: UnifiedSkeleton) -> list[Clip]:
+    """Map every native sequence of a SequenceSet into the unified skeleton once."""
+    clips = []
+    confidence = getattr(sequences, "confidence", None)  # readers of scored formats (NTU, PYSKL) carry one
+    for i, native in enumerate(sequences.sequences):
+        unified, mask = topology.to_unified(native, None if confidence is None else confidence[i], unified=skeleton)
+        clips.append(Clip(unified, mask, float(sequences.fps), int(sequences.labels[i]),
+                          int(sequences.styles[i]) if sequences.styles is not None else -1, str(sequences.names[i])))
+    return clips
+
+
+@dataclass
+class ViewSettings:
+    """Augmentation and virtual-camera ranges; the defaults model a robot's RGB camera and a 2D estimator."""
+
+    speed: tuple[float, float] = (0.8, 1.25)  # playback speed jitter of the crop
+    rotate_deg: float = 20.0  # residual yaw after alignment (3D view)
+    scale: tuple[float, float] = (0.9, 1.1)
+    noise_3d: float = 0.01  # torso lengths
+    drop_joint: float = 0.05  # probability a joint is missing in a view
+    camera_distance: tuple[float, float] = (2.5, 6.0)  # metres
+    camera_elevation_deg: tuple[float, float] = (-5.0, 30.0)
+    focal_px: tuple[float, float] = (450.0, 1000.0)
+    image_size: tuple[int, int] = (640, 480)
+    pixel_noise: tuple[float, float] = (0.5, 3.0)  # std of a 2D estimator's error, pixels
+    view3d: list[str] = field(default_factory=lambda: ["bandai_mocap", "kinect_v2", "azure_kinect", "smpl24"])
+    view2d: list[str] = field(default_factory=lambda: ["coco17", "mediapipe_pose", "openpose_body25"])
+
+
+def crop_times(clip: Clip, window: int, fps: float, rng: np.random.Generator | None, speed: float = 1.0) -> np.ndarray:
+    """Frame times of one window: random start (training) or centred (rng None); short clips pad at the start."""
+    span = (window - 1) / fps * speed
+    slack = clip.duration - span
+    if slack <= 0:
+        start = slack  # before the clip: interpolate_frames repeats the first frame
+    elif rng is None:
+        start = slack / 2
+    else:
+        start = rng.uniform(0, slack)
+    return start + np.arange(window) / fps * speed
+
+
+def sliding_times(clip: Clip, window: int, fps: float, stride: int) -> list[np.ndarray]:
+    """Every window of a clip at `stride` model frames, ending at the clip's end (evaluation)."""
+    span = (window - 1) / fps
+    ends = np.arange(clip.duration, span - 1e-9, -stride / fps)[::-1] if clip.duration > span else [clip.duration]
+    return [end - span + np.arange(window) / fps for end in ends]
+
+
+def yaw_rotation(angle: float) -> np.ndarray:
+    c, s = np.cos(angle), np.sin(angle)
+    return np.array([[c, 0.0, s], [0.0, 1.0, 0.0], [-s, 0.0, c]], dtype=np.float32)
+
+
+class ViewMaker:
+    """Makes the model's inputs from clips: 3D views, 2D camera views and lifter targets."""
+
+    def __init__(self, skeleton: UnifiedSkeleton, window: int, fps: float, settings: ViewSettings | None = None):
+        self.skeleton = skeleton
+        self.window = window
+        self.fps = fps
+        self.settings = settings or ViewSettings()
+        self.topologies = {name: load_topology(name) for name in self.settings.view3d + self.settings.view2d}
+        self.coverage = {name: t.coverage(skeleton) for name, t in self.topologies.items()}
+        self._native_source = {name: self._native_to_unified_index(t) for name, t in self.topologies.items()}
+
+    def _native_to_unified_index(self, topology: Topology) -> np.ndarray:
+        """For each native joint, the unified joint it shows (-1: a joint the unified skeleton lacks)."""
+        names = self.skeleton.names
+        return np.array([names.index(topology.canonical[j]) if topology.canonical.get(j) in names else -1
+                         for j in topology.joints], dtype=np.int64)
+
+    # -- one window of a clip -------------------------------------------------------------------------------
+    def frames(self, clip: Clip, times: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        stamps = np.arange(len(clip.positions)) / clip.fps
+        return interpolate_frames(stamps, clip.positions, clip.mask, times)
+
+    def view3d(self, frames: np.ndarray, mask: np.ndarray, topology: str,
+               rng: np.random.Generator | None) -> tuple[np.ndarray, np.ndarray]:
+        """A 3D sensor's view: the joints `topology` has, normalised and yaw-aligned, augmented when rng is given."""
+        mask = mask & self.coverage[topology][None]
+        if rng is not None:
+            mask = mask & (rng.random(mask.shape[1]) >= self.settings.drop_joint)[None]
+        x = normalize(frames, mask, self.skeleton, up="+y", yaw_align=True)
+        if rng is not None:
+            s = self.settings
+            rot = yaw_rotation(np.deg2rad(rng.uniform(-s.rotate_deg, s.rotate_deg)))
+            x = (x @ rot.T) * rng.uniform(*s.scale) + rng.normal(0, s.noise_3d, x.shape)
+            x = np.where(mask[..., None], x, 0.0)
+        return x.astype(np.float32), mask
+
+    def camera(self, frames: np.ndarray, mask: np.ndarray, rng: np.random.Generator) -> dict:
+        """A random pinhole camera looking at the subject: world->camera rotation, position, intrinsics."""
+        s = self.settings
+        root = self.skeleton.root_index
+        present = np.flatnonzero(mask[:, root])
+        target = frames[present[0], root] if len(present) else np.zeros(3, np.float32)
+        yaw = rng.uniform(0, 2 * np.pi)
+        elevation = np.deg2rad(rng.uniform(*s.camera_elevation_deg))
+        distance = rng.uniform(*s.camera_distance)
+        offset = np.array([np.sin(yaw) * np.cos(elevation), np.sin(elevation), np.cos(yaw) * np.cos(elevation)])
+        position = target + distance * offset
+        forward = (target - position) / np.linalg.norm(target - position)
+        right = np.cross(forward, [0.0, 1.0, 0.0])
+        right /= np.linalg.norm(right)
+        down = np.cross(forward, right)
+        return {"R": np.stack([right, down, forward]).astype(np.float32), "t": position.astype(np.float32),
+                "f": rng.uniform(*s.focal_px), "size": s.image_size}
+
+    def view2d(self, frames: np.ndarray, mask: np.ndarray, topology: str, rng: np.random.Generator) -> dict:
+        """A 2D estimator's view through a random camera, and the lifter's 3D target in that camera's frame."""
+        s = self.settings
+        cam = self.camera(frames, mask, rng)
+        in_camera = (frames - cam["t"]) @ cam["R"].T  # x right, y down, z forward
+        depth = np.maximum(in_camera[..., 2:3], 0.1)
+        width, height = cam["size"]
+        pixels = cam["f"] * in_camera[..., :2] / depth + np.array([width / 2, height / 2], np.float32)
+        pixels = pixels + rng.normal(0, rng.uniform(*s.pixel_noise), pixels.shape)
+        confidence = np.where(mask, rng.uniform(0.4, 1.0, mask.shape), 0.0)
+        confidence[rng.random(mask.shape) < s.drop_joint] = 0.0  # missed detections, frame by frame
+        # render the topology's native array, then map it back with the topology's own joint map
+        source = self._native_source[topology]
+        valid = source >= 0
+        native = np.full((len(frames), len(source), 2), np.nan, np.float32)
+        native[:, valid] = pixels[:, source[valid]]
+        native_conf = np.zeros((len(frames), len(source)), np.float32)
+        native_conf[:, valid] = confidence[:, source[valid]]
+        x2d, m2d = self.topologies[topology].to_unified(native, native_conf, unified=self.skeleton)
+        x2d = normalize(x2d, m2d, self.skeleton, up="-y", yaw_align=False)
+        # lifter target: the camera frame turned Y-up (x right, y up, z toward the camera: a proper rotation)
+        target = in_camera * np.array([1.0, -1.0, -1.0], np.float32)
+        target_mask = mask & m2d
+        target = normalize(target, target_mask, self.skeleton, up="+y", yaw_align=False)
+        root = self.skeleton.root_index
+        target_mask = target_mask & target_mask[:, root:root + 1]  # root-relative per frame, as the lifter predicts
+        target = np.where(target_mask[..., None], target - target[:, root:root + 1], 0.0)
+        return {"x2d": x2d.astype(np.float32), "m2d": m2d, "target": target.astype(np.float32),
+                "target_mask": target_mask}
+
+    # -- batches --------------------------------------------------------------------------------------------
+    def training_batch(self, clips: list[Clip], rng: np.random.Generator, topology_index: dict[str, int]) -> dict:
+        """One sample per clip: a 3D view and a 2D view from independent random crops (positives of each other)."""
+        s = self.settings
+        out: dict[str, list] = {k: [] for k in ("x3d", "m3d", "t3d", "x2d", "m2d", "t2d", "target", "target_mask",
+                                               "label")}
+        for clip in clips:
+            t3 = crop_times(clip, self.window, self.fps, rng, rng.uniform(*s.speed))
+            name3 = s.view3d[rng.integers(len(s.view3d))]
+            x3, m3 = self.view3d(*self.frames(clip, t3), name3, rng)
+            t2 = crop_times(clip, self.window, self.fps, rng, rng.uniform(*s.speed))
+            name2 = s.view2d[rng.integers(len(s.view2d))]
+            v2 = self.view2d(*self.frames(clip, t2), name2, rng)
+            for key, value in (("x3d", x3), ("m3d", m3), ("t3d", topology_index[name3]), ("x2d", v2["x2d"]),
+                               ("m2d", v2["m2d"]), ("t2d", topology_index[name2]), ("target", v2["target"]),
+                               ("target_mask", v2["target_mask"]), ("label", clip.label)):
+                out[key].append(value)
+        return {k: np.stack(v) if isinstance(v[0], np.ndarray) else np.array(v) for k, v in out.items()}
