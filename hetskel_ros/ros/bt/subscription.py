@@ -65,6 +65,7 @@ class ActionArraySubscriber(py_trees.behaviour.Behaviour):
         self.subscription: Subscription | None = None
         self.data_guard = threading.Lock()
         self.msg: ActionArray | None = None
+        self.message_count = 0  # messages received since setup (diagnostics; not cleared by the policy)
         self._received: dict[TrackKey, TrackedAction] = {}
 
     def setup(self, **kwargs: Any) -> None:
@@ -106,5 +107,6 @@ class ActionArraySubscriber(py_trees.behaviour.Behaviour):
         entries = tracked_actions(msg.actions, stamp_ns(msg.header.stamp), now_ns(self.node))
         with self.data_guard:
             self.msg = msg
+            self.message_count += 1
             for entry in entries:
                 self._received[entry.key] = entry
