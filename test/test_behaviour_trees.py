@@ -495,3 +495,13 @@ def test_action_reactor_process_retargeted_by_parameters(ros: Any) -> None:
         output, _ = process.communicate(timeout=10)
     assert process.returncode == 0, output
     assert "reacting to ['run'] (greet) and ['raise-up-both-hands'] (stop)" in output
+
+
+def test_action_reactor_process_rejects_a_bad_parameter_by_name() -> None:
+    executable = Path(sys.executable).parent / "action_reactor"
+    run = subprocess.run(
+        [str(executable), "--ros-args", "-p", "window_s:=0.0"], capture_output=True, text=True, timeout=30
+    )
+    assert run.returncode == 1
+    assert "action_reactor: parameter 'window_s' = 0.0 is out of range (needs window_s > 0)" in run.stderr
+    assert "Traceback" not in run.stderr

@@ -69,17 +69,16 @@ class ReactorConfig:
             labels = getattr(self, name)
             if not labels or not all(labels):
                 raise ValueError(f"parameter '{name}' needs at least one non-empty label, got {list(labels)}")
-        checks: dict[str, bool] = {
-            "min_score": 0.0 <= self.min_score <= 1.0,
-            "window_s": self.window_s > 0.0,
-            "expiry_s": self.expiry_s >= self.window_s,
-            "tick_hz": self.tick_hz > 0.0,
-            "turn_s": self.turn_s >= 0.0,
-            "greet_cooldown_s": self.greet_cooldown_s >= 0.0,
+        checks: dict[str, tuple[bool, str]] = {
+            "min_score": (0.0 <= self.min_score <= 1.0, "0 <= min_score <= 1"),
+            "window_s": (self.window_s > 0.0, "window_s > 0"),
+            "expiry_s": (self.expiry_s >= self.window_s, "expiry_s >= window_s"),
+            "tick_hz": (self.tick_hz > 0.0, "tick_hz > 0"),
+            "turn_s": (self.turn_s >= 0.0, "turn_s >= 0"),
+            "greet_cooldown_s": (self.greet_cooldown_s >= 0.0, "greet_cooldown_s >= 0"),
         }
-        for name, ok in checks.items():
+        for name, (ok, rule) in checks.items():
             if not ok:
-                rule = "window_s <= expiry_s" if name == "expiry_s" else "a valid value"
                 raise ValueError(f"parameter '{name}' = {getattr(self, name)!r} is out of range (needs {rule})")
 
     @classmethod
@@ -257,6 +256,7 @@ class ActionReactor(Node):
     """Node that ticks the reactor tree at ``tick_hz`` on its own clock (sim time if ``use_sim_time``)."""
 
     def __init__(self, node_name: str = "action_reactor", **kwargs: Any) -> None:
+        self.tree: py_trees.trees.BehaviourTree | None = None  # destroy_node may run on a half-built node
         super().__init__(node_name, **kwargs)
         self.config = ReactorConfig.declare(self)
         self.outputs = RobotOutputs(self, self.config.speech_topic, self.config.cmd_vel_topic)
@@ -276,12 +276,14 @@ class ActionReactor(Node):
 
     def destroy_node(self) -> None:
         """Stop the tree (a turn in progress ends with a zero Twist), release subscription and keys, then the node."""
-        self.timer.cancel()
-        self.tree.root.stop(Status.INVALID)
-        self.tree.shutdown()
-        for behaviour in self.behaviours.root.iterate():
-            for client in behaviour.blackboards:
-                client.unregister(clear=True)
+        if self.tree is not None:
+            self.timer.cancel()
+            self.tree.root.stop(Status.INVALID)
+            self.tree.shutdown()
+            for behaviour in self.tree.root.iterate():
+                for client in behaviour.blackboards:
+                    client.unregister(clear=True)
+            self.tree = None
         super().destroy_node()
 
 
@@ -294,6 +296,8 @@ def main(args: list[str] | None = None) -> None:
         rclpy.spin(node)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    except ValueError as exc:  # a bad parameter: say which, without a traceback
+        raise SystemExit(f"action_reactor: {exc}") from None
     finally:
         if node is not None:
             node.destroy_node()
