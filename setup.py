@@ -35,6 +35,7 @@ setup(
     entry_points={
         "console_scripts": [
             "hetskel-topology = hetskel_ros.topology.cli:main",
+            "hetskel-bench = hetskel_ros.runtime.bench:main",
             "hetskel-train = training.cli:main",
             "action_reactor = hetskel_ros.ros.action_reactor:main",
         ],
