@@ -166,24 +166,34 @@ def model_case(settings: BenchSettings) -> list[dict]:
 CASES: dict[str, Callable[[BenchSettings], list[dict]]] = {"model": model_case}
 
 
-def comparisons(rows: list[dict]) -> list[dict]:
-    """ONNX Runtime CPU vs PyTorch CPU p50 at batch 1, per size and thread count, with the issue's goal."""
+def comparisons(rows: list[dict], default_threads: dict[str, int] | None = None) -> list[dict]:
+    """ONNX Runtime CPU vs PyTorch CPU p50 at batch 1, with the issue's goal for the small size.
+
+    One entry per size and thread count (both at the same count: the like-for-like ratio), and one per size for
+    each backend at its own default thread count (what a user gets without configuring anything), when measured.
+    """
     out = []
     measured = [r for r in rows if r.get("case") == "model" and "batch1" in r and r["device"] == "cpu"]
-    for ort in (r for r in measured if r["backend"] == "onnxruntime"):
-        for eager in (r for r in measured if r["backend"] == "torch"):
-            if (eager["size"], eager["threads"]) != (ort["size"], ort["threads"]):
-                continue
-            ratio = ort["batch1"]["p50_ms"] / eager["batch1"]["p50_ms"]
-            entry = {"size": ort["size"], "threads": ort["threads"], "onnxruntime_p50_ms": ort["batch1"]["p50_ms"],
-                     "torch_p50_ms": eager["batch1"]["p50_ms"], "onnxruntime_over_torch_p50": _r(ratio)}
-            key = next((k for k in ort if k.startswith("batch") and k != "batch1"), None)
-            if key:
-                entry["onnxruntime_over_torch_throughput"] = _r(ort[key]["samples_per_s"] / eager[key]["samples_per_s"])
-            if ort["size"] == "small":
-                entry["goal"] = f"p50 <= {GOAL_P50_MS} ms and ratio <= {GOAL_RATIO}"
-                entry["goal_met"] = bool(ort["batch1"]["p50_ms"] <= GOAL_P50_MS and ratio <= GOAL_RATIO)
-            out.append(entry)
+    pairs = [(ort, eager, "same threads") for ort in measured for eager in measured
+             if ort["backend"] == "onnxruntime" and eager["backend"] == "torch"
+             and (ort["size"], ort["threads"]) == (eager["size"], eager["threads"])]
+    if default_threads:
+        pairs += [(ort, eager, "defaults") for ort in measured for eager in measured
+                  if ort["backend"] == "onnxruntime" and eager["backend"] == "torch" and ort["size"] == eager["size"]
+                  and ort["threads"] == default_threads["onnxruntime"] and eager["threads"] == default_threads["torch"]
+                  and ort["threads"] != eager["threads"]]
+    for ort, eager, basis in pairs:
+        ratio = ort["batch1"]["p50_ms"] / eager["batch1"]["p50_ms"]
+        entry = {"size": ort["size"], "basis": basis, "onnxruntime_threads": ort["threads"],
+                 "torch_threads": eager["threads"], "onnxruntime_p50_ms": ort["batch1"]["p50_ms"],
+                 "torch_p50_ms": eager["batch1"]["p50_ms"], "onnxruntime_over_torch_p50": _r(ratio)}
+        key = next((k for k in ort if k.startswith("batch") and k != "batch1"), None)
+        if key:
+            entry["onnxruntime_over_torch_throughput"] = _r(ort[key]["samples_per_s"] / eager[key]["samples_per_s"])
+        if ort["size"] == "small":
+            entry["goal"] = f"p50 <= {GOAL_P50_MS} ms and ratio <= {GOAL_RATIO}"
+            entry["goal_met"] = bool(ort["batch1"]["p50_ms"] <= GOAL_P50_MS and ratio <= GOAL_RATIO)
+        out.append(entry)
     return out
 
 
@@ -198,6 +208,15 @@ def machine_info() -> dict:
             info[module] = None
     info["gpu"] = _gpu_name()
     return info
+
+
+def _torch_default_threads() -> int | None:
+    """torch's own thread count before any backend set it (read at start: the torch backend may change it)."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    return torch.get_num_threads()
 
 
 def _cpu_model() -> str:
@@ -221,6 +240,7 @@ def _gpu_name() -> str | None:
 
 def run(cases: list[str], settings: BenchSettings, name: str, out_dir: Path) -> Path:
     machine = machine_info()
+    machine["default_threads"] = {"onnxruntime": default_threads(), "torch": _torch_default_threads()}
     rows: list[dict] = []
     started = time.time()
     for case in cases:
@@ -231,7 +251,7 @@ def run(cases: list[str], settings: BenchSettings, name: str, out_dir: Path) -> 
         "command": " ".join(["hetskel-bench", *sys.argv[1:]]), "seconds": round(time.time() - started, 1),
         "machine": machine, "settings": settings.__dict__, "input": f"real mocap windows from {default_mocap_path()} "
         "(Bandai Namco Research Motion Dataset, CC BY-NC 4.0), 3D and 2D", "results": rows,
-        "comparisons": comparisons(rows),
+        "comparisons": comparisons(rows, machine["default_threads"]),
     }
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{name}.json"
@@ -254,8 +274,9 @@ def summary(path: Path) -> str:
                      f"{tp['samples_per_s']:.1f} samples/s at batch {report['settings']['batch']}")
     for c in report["comparisons"]:
         goal = f"  goal ({c['goal']}): {'met' if c['goal_met'] else 'NOT met'}" if "goal" in c else ""
-        lines.append(f"  {c['size']:6} threads {c['threads']}: onnxruntime/torch p50 = "
-                     f"{c['onnxruntime_over_torch_p50']:.3f}{goal}")
+        lines.append(f"  {c['size']:6} {c['basis']} (onnxruntime {c['onnxruntime_threads']}, torch "
+                     f"{c['torch_threads']} threads): onnxruntime/torch p50 = {c['onnxruntime_over_torch_p50']:.3f}"
+                     f"{goal}")
     return "\n".join(lines)
 
 
@@ -273,7 +294,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backends", nargs="+", default=list(BACKENDS), choices=list(BACKENDS),
                         help="unavailable ones are recorded as skipped with the reason")
     parser.add_argument("--threads", nargs="+", type=int, default=None,
-                        help=f"CPU thread counts to measure (default: 1 and {default_threads()})")
+                        help="CPU thread counts to measure (default: 1 and every usable core)")
     parser.add_argument("--runs", type=int, default=None, help="batch-1 runs (default: 200; 50 for paper)")
     parser.add_argument("--throughput-runs", type=int, default=None, help="batch runs (default: 20; 3 for paper)")
     parser.add_argument("--warmup", type=int, default=30)
@@ -285,7 +306,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("bench/results"))
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    threads = args.threads or sorted({1, default_threads()})
+    threads = args.threads or sorted({1, default_threads(), len(os.sched_getaffinity(0))})
     settings = BenchSettings(sizes=args.sizes, backends=args.backends, threads=threads, runs=args.runs,
                              throughput_runs=args.throughput_runs, warmup=args.warmup, batch=args.batch,
                              device=args.device, precision=args.precision, cache_dir=args.cache_dir,
