@@ -1,0 +1,555 @@
+"""The recognition pipeline shared by the ROS node and offline bag evaluation (no ROS imports).
+
+    recognizer = Recognizer(bundle, backend, inputs=[InputSpec("depth")], config=RecognizerConfig())
+    recognizer.observe("depth", observations, now)     # per message: buffer, and cut the windows now due
+    decisions = recognizer.step(now)                    # free stale tracks, ONE batched inference, post-process
+
+Per (input, track) a bounded buffer holds unified skeletons. Windows are scheduled by the data's own stamps: a
+track's first window ends at the first stamp at least ``min_window_fill`` of a window span after the track began,
+then one every ``window_stride_s``, on a grid anchored at the track's first stamp (shifted by a fixed fraction of
+the stride per track_id when ``stagger`` is on, so people who appear together do not all fall due on the same
+frame). A window is cut the moment its last frame arrives, exactly as training cuts them (training/views.py and
+training/features.py): ``window_times`` ending at that frame's stamp, ``interpolate_frames``, ``normalize`` with the
+topology's up axis (yaw-aligned for 3D as the bundle says, never for 2D). So the windows, and hence the labels,
+depend only on the messages, never on when a timer fired: the live node and an offline replay agree.
+
+Scores are the model's softmax probabilities, smoothed per (source, track) by an exponential moving average over
+windows, then cut to the top-k hypotheses; the label is "unknown" when the top score is below the threshold.
+
+Resets: a track whose stamps repeat, go backwards, or jump ahead by more than the track timeout starts over; a stamp
+more than ``time_jump_s`` behind the newest of its input, or the clock ``now`` going back by more than that (a bag
+replayed in a loop under use_sim_time), resets every track. Tracks unseen for ``track_timeout_s`` (by ``now``, the
+arrival clock) are freed. Every drop and reset is counted by reason.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import Counter, deque
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, fields
+
+import numpy as np
+
+from hetskel_ros.model.bundle import Bundle
+from hetskel_ros.runtime.association import AssociationRule, Candidate, associate
+from hetskel_ros.runtime.buffers import TrackBuffer
+from hetskel_ros.runtime.observation import Observation
+from hetskel_ros.topology import TopologyError, load_robot, load_topology, load_unified, normalize
+from hetskel_ros.topology.window import window_times
+
+UNKNOWN = "unknown"
+FUSED = "fused"
+# Reasons the recognizer itself drops an observation (adapters add their own, see observation.InputRejected).
+DROP_REASONS = ("malformed", "over_rate", "too_many_tracks", "untracked_extra", "unknown_topology")
+# Events that are not drops: counted for diagnostics and tests.
+EVENTS = ("track_reset_repeat", "track_reset_backwards", "track_reset_gap", "track_reset_topology",
+          "reset_all_time_jump", "reset_all_clock_back", "tracks_freed", "windows", "windows_fused",
+          "windows_dropped", "batches")
+GOLDEN = (math.sqrt(5.0) - 1.0) / 2.0  # stagger fractions k * GOLDEN mod 1 spread any number of tracks evenly
+
+
+@dataclass(frozen=True)
+class RecognizerConfig:
+    """Post-processing and scheduling settings (the node's parameters of the same names)."""
+
+    window_stride_s: float = 0.5
+    min_window_fill: float = 0.5  # fraction of a window span a new track needs before its first window
+    threshold: float = 0.5  # top score below this: label "unknown"
+    top_k: int = 3
+    smoothing: float = 0.5  # EMA weight of the past windows (0: every window alone)
+    max_tracks: int = 32
+    track_timeout_s: float = 2.0
+    time_jump_s: float = 1.0
+    stagger: bool = True
+    max_pending: int = 256  # windows waiting for step(); beyond this the oldest are dropped (counted)
+
+    def __post_init__(self) -> None:
+        rules = {
+            "window_stride_s": (self.window_stride_s > 0, "> 0"),
+            "min_window_fill": (0.0 <= self.min_window_fill <= 1.0, "in [0, 1]"),
+            "threshold": (0.0 <= self.threshold <= 1.0, "in [0, 1]"),
+            "top_k": (self.top_k >= 1, ">= 1"),
+            "smoothing": (0.0 <= self.smoothing < 1.0, "in [0, 1)"),
+            "max_tracks": (self.max_tracks >= 1, ">= 1"),
+            "track_timeout_s": (self.track_timeout_s > 0, "> 0"),
+            "time_jump_s": (self.time_jump_s > 0, "> 0"),
+            "max_pending": (self.max_pending >= 1, ">= 1"),
+        }
+        for name, (ok, rule) in rules.items():
+            if not ok:
+                raise ValueError(f"parameter '{name}' = {getattr(self, name)!r} must be {rule}")
+
+    @classmethod
+    def names(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in fields(cls))
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """What the recognizer needs to know about one input."""
+
+    name: str
+    rate_hz: float = 30.0  # expected rate; frames closer than half its period are dropped ("over_rate")
+    view_group: str = ""
+    dims: int | None = None  # needed for inputs in a view group
+    prompt_topology: str = ""  # prompts for topologies the model has none for
+
+
+@dataclass(frozen=True)
+class Hypothesis:
+    class_id: int
+    label: str
+    score: float
+
+
+@dataclass(frozen=True)
+class Decision:
+    """One recognised window of one person (becomes one hetskel_msgs/Action)."""
+
+    track_id: int
+    source: str  # input name, or "fused"
+    window_start: float
+    stamp: float  # the window's last frame (capture time)
+    frame_id: str
+    label: str
+    score: float
+    hypotheses: tuple[Hypothesis, ...]
+    input: str  # the input whose track drove the window (the 3D one of a fused pair)
+
+
+@dataclass
+class _Track:
+    input: str
+    track_id: int
+    topology: str
+    dims: int
+    up: str
+    frame_id: str
+    prompt: int
+    buffer: TrackBuffer
+    first_stamp: float
+    last_stamp: float
+    last_arrival: float
+    next_due: float
+
+
+@dataclass
+class _Pending:
+    key: tuple[str, int]  # smoothing state: (source or "fused:<group>", track_id)
+    decision_source: str
+    input: str
+    track_id: int
+    start: float
+    stamp: float
+    frame_id: str
+    row: dict[str, np.ndarray | float | int]
+
+
+@dataclass
+class _Group:
+    name: str
+    primary: str  # the 3D input (model slot x3d)
+    secondary: str  # the 2D input (model slot x2d)
+
+
+@dataclass
+class InputCounters:
+    """Per-input counts for diagnostics."""
+
+    messages: int = 0
+    observations: int = 0
+    drops: Counter = field(default_factory=Counter)
+
+
+class Recognizer:
+    """Buffers, windows, batched inference and post-processing for every configured input (see module doc)."""
+
+    def __init__(self, bundle: Bundle, backend, inputs: Sequence[InputSpec], config: RecognizerConfig | None = None,
+                 association: AssociationRule | None = None):
+        if not inputs:
+            raise ValueError("the recognizer needs at least one input")
+        names = [spec.name for spec in inputs]
+        if len(set(names)) != len(names) or not all(names) or FUSED in names:
+            raise ValueError(f"input names must be unique, non-empty and not '{FUSED}', got {names}")
+        self.bundle = bundle
+        self.backend = backend
+        self.config = config or RecognizerConfig()
+        self.association = association or AssociationRule()
+        self.inputs = {spec.name: spec for spec in inputs}
+        self.skeleton = load_unified()
+        if list(self.skeleton.names) != list(bundle.unified_joints):
+            raise ValueError(f"bundle {bundle.path} was trained on unified joints {bundle.unified_joints}, "
+                             f"but config/unified.yaml lists {list(self.skeleton.names)}")
+        cfg = bundle.config
+        self.window, self.fps = int(cfg.window), float(cfg.fps)
+        self.span = (self.window - 1) / self.fps
+        self.labels = list(bundle.label_names)
+        self.yaw_align = bool(bundle.normalization.get("yaw_align", True))
+        self.groups = self._groups(inputs)
+        self.counters = {name: InputCounters() for name in self.inputs}
+        self.events: Counter = Counter()
+        self.latencies_s: deque[float] = deque(maxlen=512)  # inference wall time per batch
+        self.batch_sizes: deque[int] = deque(maxlen=512)
+        self._tracks: dict[tuple[str, int], _Track] = {}
+        self._newest: dict[str, float] = {}
+        self._smoothed: dict[tuple[str, int], np.ndarray] = {}
+        self._pending: deque[_Pending] = deque()
+        self._last_now: float | None = None
+        self._topologies: dict[str, tuple[int, str]] = {}
+        self._prompts: dict[tuple[str, int, str], int] = {}
+        self.prompt_fallbacks: dict[tuple[str, str], str] = {}  # (input, topology) -> topology whose prompts it uses
+
+    # -- configuration ------------------------------------------------------------------------------------------
+    def _groups(self, inputs: Sequence[InputSpec]) -> dict[str, _Group]:
+        members: dict[str, list[InputSpec]] = {}
+        for spec in inputs:
+            if spec.view_group:
+                members.setdefault(spec.view_group, []).append(spec)
+        groups = {}
+        for name, specs in members.items():
+            dims = sorted((s.dims or 0) for s in specs)
+            if len(specs) != 2 or dims != [2, 3]:
+                listed = ", ".join(f"{s.name} (dims {s.dims or 'unknown'})" for s in specs)
+                raise ValueError(f"view_group '{name}' must hold exactly one 3D and one 2D input with known dims "
+                                 f"(set their topology), got {listed}: the model fuses one 3D with one 2D view")
+            three = next(s for s in specs if s.dims == 3)
+            two = next(s for s in specs if s.dims == 2)
+            self.association.check(3, 2, name)
+            groups[name] = _Group(name, three.name, two.name)
+        return groups
+
+    def _topology_info(self, name: str) -> tuple[int, str]:
+        """(dims, up) of a topology file or a robot mapping ("robot_<name>")."""
+        info = self._topologies.get(name)
+        if info is None:
+            try:
+                topology = load_topology(name)
+                info = (topology.dims, topology.up)
+            except TopologyError:
+                robot = load_robot(name.removeprefix("robot_"))
+                info = (3, robot.up)
+            self._topologies[name] = info
+        return info
+
+    def prompt_index(self, topology: str, dims: int, input_name: str) -> int:
+        """Prompt row of the model for a topology; one it has none for borrows the input's prompt_topology, else
+        the model's first topology of the same dimensionality (logged once by the node via ``prompt_fallbacks``)."""
+        key = (topology, dims, input_name)
+        index = self._prompts.get(key)
+        if index is not None:
+            return index
+        known = list(self.bundle.config.topologies)
+        if topology in known:
+            index = known.index(topology)
+        else:
+            fallback = self.inputs[input_name].prompt_topology
+            if fallback not in known:
+                same_dims = [t for t in known if self._dims_or_none(t) == dims]
+                fallback = same_dims[0] if same_dims else (known[0] if known else "")
+            index = known.index(fallback) if fallback in known else 0
+            self.prompt_fallbacks[(input_name, topology)] = fallback
+        self._prompts[key] = index
+        return index
+
+    def _dims_or_none(self, topology: str) -> int | None:
+        try:
+            return self._topology_info(topology)[0]
+        except TopologyError:
+            return None
+
+    # -- input --------------------------------------------------------------------------------------------------
+    def count_drop(self, input_name: str, reason: str, count: int = 1) -> None:
+        """Count ``count`` messages or people of an input dropped for ``reason`` (adapters' rejections too)."""
+        self.counters[input_name].drops[reason] += count
+
+    def count_message(self, input_name: str) -> None:
+        self.counters[input_name].messages += 1
+
+    def observe(self, input_name: str, observations: Iterable[Observation], now: float) -> None:
+        """Buffer one message's observations (arrival time ``now`` on the node's clock) and cut due windows."""
+        if input_name not in self.inputs:
+            raise KeyError(f"unknown input '{input_name}' (configured: {list(self.inputs)})")
+        self._check_clock(now)
+        observations = self._one_untracked(input_name, list(observations))
+        for obs in observations:
+            self._add(input_name, obs, now)
+
+    def _check_clock(self, now: float) -> None:
+        if self._last_now is not None and now < self._last_now - self.config.time_jump_s:
+            self.reset_all("reset_all_clock_back")
+            self._last_now = now
+        else:
+            self._last_now = now if self._last_now is None else max(now, self._last_now)
+
+    def _one_untracked(self, input_name: str, observations: list[Observation]) -> list[Observation]:
+        """track_id 0 means "untracked": one such person per input is followed (the one nearest the previous),
+        the others are dropped as "untracked_extra" (give track ids to follow several)."""
+        untracked = [o for o in observations if o.track_id == 0]
+        if len(untracked) <= 1:
+            return observations
+        previous = self._tracks.get((input_name, 0))
+        keep = untracked[0]
+        if previous is not None:
+            root = self.skeleton.root_index
+            last, last_mask = previous.buffer.latest()
+
+            def distance(o: Observation) -> float:
+                if not (last_mask[root] and o.mask[root]) or o.dims != previous.dims:
+                    return math.inf
+                return float(np.linalg.norm(o.positions[root] - last[root]))
+
+            keep = min(untracked, key=distance)
+        self.count_drop(input_name, "untracked_extra", len(untracked) - 1)
+        return [o for o in observations if o.track_id != 0 or o is keep]
+
+    def _valid(self, obs: Observation) -> bool:
+        joints = self.skeleton.num_joints
+        positions, mask = np.asarray(obs.positions), np.asarray(obs.mask)
+        return (obs.dims in (2, 3) and positions.shape == (joints, obs.dims) and mask.shape == (joints,)
+                and math.isfinite(obs.stamp) and bool(mask.any()) and bool(np.isfinite(positions[mask]).all()))
+
+    def _add(self, input_name: str, obs: Observation, now: float) -> None:
+        counters = self.counters[input_name]
+        if not self._valid(obs):
+            counters.drops["malformed"] += 1
+            return
+        newest = self._newest.get(input_name)
+        if newest is not None and obs.stamp < newest - self.config.time_jump_s:
+            self.reset_all("reset_all_time_jump")
+        key = (input_name, int(obs.track_id))
+        track = self._tracks.get(key)
+        if track is not None:
+            reason = self._reset_reason(track, obs)
+            if reason == "over_rate":
+                counters.drops["over_rate"] += 1
+                return
+            if reason:
+                self._free(key, reason)
+                track = None
+        if track is None:
+            if len(self._tracks) >= self.config.max_tracks:
+                counters.drops["too_many_tracks"] += 1
+                return
+            try:
+                up = obs.up or self._topology_info(obs.topology)[1]
+            except TopologyError:
+                counters.drops["unknown_topology"] += 1
+                return
+            track = self._new_track(input_name, obs, now, up)
+            self._tracks[key] = track
+        track.buffer.push(obs.stamp, obs.positions, obs.mask)
+        track.last_stamp = obs.stamp
+        track.last_arrival = now
+        track.frame_id = obs.frame_id
+        counters.observations += 1
+        self._newest[input_name] = max(obs.stamp, self._newest.get(input_name, obs.stamp))
+        track.buffer.drop_before(obs.stamp - self.span - 1.0 / self.fps)
+        if obs.stamp >= track.next_due:
+            self._schedule(track)
+
+    def _reset_reason(self, track: _Track, obs: Observation) -> str:
+        if obs.topology != track.topology or obs.dims != track.dims:
+            return "track_reset_topology"
+        if obs.stamp == track.last_stamp:
+            return "track_reset_repeat"
+        if obs.stamp < track.last_stamp:
+            return "track_reset_backwards"
+        if obs.stamp - track.last_stamp > self.config.track_timeout_s:
+            return "track_reset_gap"
+        if obs.stamp - track.last_stamp < self._min_spacing(track.input):
+            return "over_rate"
+        return ""
+
+    def _expected_rate(self, input_name: str) -> float:
+        rate = self.inputs[input_name].rate_hz
+        return rate if rate > 0 else 4.0 * self.fps
+
+    def _min_spacing(self, input_name: str) -> float:
+        return 0.5 / self._expected_rate(input_name)
+
+    def buffer_capacity(self, input_name: str) -> int:
+        """Frames a track of this input can hold: the window span plus interpolation margin at twice the rate."""
+        return math.ceil((self.span + 2.0 / self.fps) * 2.0 * self._expected_rate(input_name)) + 4
+
+    def _new_track(self, input_name: str, obs: Observation, now: float, up: str) -> _Track:
+        stride = self.config.window_stride_s
+        phase = ((obs.track_id * GOLDEN) % 1.0) * stride if self.config.stagger else 0.0
+        first_due = obs.stamp + self.config.min_window_fill * self.span + phase
+        return _Track(
+            input=input_name, track_id=int(obs.track_id), topology=obs.topology, dims=obs.dims, up=up,
+            frame_id=obs.frame_id, prompt=self.prompt_index(obs.topology, obs.dims, input_name),
+            buffer=TrackBuffer(self.buffer_capacity(input_name), self.skeleton.num_joints, obs.dims),
+            first_stamp=obs.stamp, last_stamp=obs.stamp, last_arrival=now, next_due=first_due)
+
+    # -- windows ------------------------------------------------------------------------------------------------
+    def _schedule(self, track: _Track) -> None:
+        """Cut the window ending at the track's newest frame, and move its next due time along the grid."""
+        stride = self.config.window_stride_s
+        end = track.last_stamp
+        track.next_due += stride * (math.floor((end - track.next_due) / stride) + 1)
+        group = next((g for g in self.groups.values() if track.input in (g.primary, g.secondary)), None)
+        times = window_times(end, self.window, self.fps)
+        if group is None:
+            self._queue(track, None, times, track.input, (track.input, track.track_id))
+            return
+        partner = self._partner(group, track, times[0])
+        if track.input == group.secondary:
+            if partner is None:  # nobody in the 3D view: this 2D person is classified alone
+                self._queue(None, track, times, track.input, (track.input, track.track_id))
+            return  # else its 3D partner's windows carry it
+        if partner is None:
+            self._queue(track, None, times, track.input, (track.input, track.track_id))
+        else:
+            self.events["windows_fused"] += 1
+            self._queue(track, partner, times, FUSED, (f"{FUSED}:{group.name}", track.track_id))
+
+    def _partner(self, group: _Group, track: _Track, window_start: float) -> _Track | None:
+        """The other view's track of the same person, when it has frames inside the window."""
+        other = group.secondary if track.input == group.primary else group.primary
+
+        def candidates(name: str) -> list[tuple[_Track, Candidate]]:
+            out = []
+            for t in self._tracks.values():
+                if t.input != name or t.last_stamp < window_start:
+                    continue
+                frame, mask = t.buffer.latest()
+                root = self.skeleton.root_index
+                out.append((t, Candidate(t.track_id, frame[root].copy() if mask[root] else None, t.dims)))
+            return out
+
+        primary, secondary = candidates(group.primary), candidates(group.secondary)
+        pairs = associate([c for _, c in primary], [c for _, c in secondary], self.association)
+        if track.input == group.primary:
+            partner_id = pairs.get(track.track_id)
+        else:
+            partner_id = next((p for p, s in pairs.items() if s == track.track_id), None)
+        if partner_id is None:
+            return None
+        return self._tracks.get((other, partner_id))
+
+    def _view(self, track: _Track, times: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        frames, present = track.buffer.sample(times)
+        x = normalize(frames, present, self.skeleton, up=track.up, yaw_align=self.yaw_align and track.dims == 3)
+        return x, present
+
+    def _queue(self, first: _Track | None, second: _Track | None, times: np.ndarray, source: str,
+               key: tuple[str, int]) -> None:
+        """One model input row: each view in the slot of its dimensionality (a fused pair fills both)."""
+        T, J = self.window, self.skeleton.num_joints
+        row: dict[str, np.ndarray | float | int] = {
+            "x3d": np.zeros((T, J, 3), np.float32), "m3d": np.zeros((T, J), np.float32), "t3d": 0,
+            "x2d": np.zeros((T, J, 2), np.float32), "m2d": np.zeros((T, J), np.float32), "t2d": 0,
+            "has3d": 0.0, "has2d": 0.0}
+        views = [t for t in (first, second) if t is not None]
+        for track in views:
+            slot = "3d" if track.dims == 3 else "2d"
+            x, present = self._view(track, times)
+            row[f"x{slot}"], row[f"m{slot}"] = x, present.astype(np.float32)
+            row[f"t{slot}"], row[f"has{slot}"] = track.prompt, 1.0
+        driver = views[0]
+        if len(self._pending) >= self.config.max_pending:
+            self._pending.popleft()
+            self.events["windows_dropped"] += 1
+        self._pending.append(_Pending(key, source, driver.input, driver.track_id, float(times[0]),
+                                      float(times[-1]), driver.frame_id, row))
+
+    # -- inference and post-processing --------------------------------------------------------------------------
+    @property
+    def pending(self) -> int:
+        return len(self._pending)
+
+    def step(self, now: float) -> list[Decision]:
+        """Free stale tracks, then classify every pending window in one batched inference call."""
+        self._check_clock(now)
+        self.expire(now)
+        if not self._pending:
+            return []
+        batch = list(self._pending)
+        self._pending.clear()
+        inputs = {name: np.stack([np.asarray(p.row[name]) for p in batch]) for name in batch[0].row}
+        inputs["t3d"] = inputs["t3d"].astype(np.int64)
+        inputs["t2d"] = inputs["t2d"].astype(np.int64)
+        began = time.perf_counter()
+        _, scores = self.backend.infer(inputs)
+        self.latencies_s.append(time.perf_counter() - began)
+        self.batch_sizes.append(len(batch))
+        self.events["batches"] += 1
+        self.events["windows"] += len(batch)
+        return [self._decide(p, np.asarray(s, np.float64)) for p, s in zip(batch, scores, strict=True)]
+
+    def _decide(self, pending: _Pending, probabilities: np.ndarray) -> Decision:
+        previous = self._smoothed.get(pending.key)
+        alpha = self.config.smoothing
+        smoothed = probabilities if previous is None else alpha * previous + (1.0 - alpha) * probabilities
+        self._smoothed[pending.key] = smoothed
+        order = np.argsort(-smoothed, kind="stable")[: self.config.top_k]
+        hypotheses = tuple(Hypothesis(int(i), self.labels[i], float(smoothed[i])) for i in order)
+        best = hypotheses[0]
+        label = best.label if best.score >= self.config.threshold else UNKNOWN
+        return Decision(track_id=pending.track_id, source=pending.decision_source, window_start=pending.start,
+                        stamp=pending.stamp, frame_id=pending.frame_id, label=label, score=best.score,
+                        hypotheses=hypotheses, input=pending.input)
+
+    # -- track lifetime -----------------------------------------------------------------------------------------
+    def expire(self, now: float) -> int:
+        """Free tracks that received nothing for track_timeout_s (by arrival time); returns how many."""
+        stale = [k for k, t in self._tracks.items() if now - t.last_arrival > self.config.track_timeout_s]
+        for key in stale:
+            self._free(key, "tracks_freed")
+        return len(stale)
+
+    def _free(self, key: tuple[str, int], event: str) -> None:
+        self._tracks.pop(key, None)
+        self.events[event] += 1
+        input_name, track_id = key
+        self._smoothed.pop(key, None)
+        for group in self.groups.values():
+            if input_name in (group.primary, group.secondary):
+                self._smoothed.pop((f"{FUSED}:{group.name}", track_id), None)
+
+    def reset_all(self, event: str = "reset_all_time_jump") -> None:
+        """Forget every track, smoothing state and pending window (a time jump back, e.g. a bag loop)."""
+        self._tracks.clear()
+        self._smoothed.clear()
+        self._pending.clear()
+        self._newest.clear()
+        self.events[event] += 1
+
+    # -- introspection ------------------------------------------------------------------------------------------
+    def active_tracks(self, input_name: str | None = None) -> int:
+        return sum(1 for t in self._tracks.values() if input_name is None or t.input == input_name)
+
+    def track_keys(self) -> list[tuple[str, int]]:
+        return list(self._tracks)
+
+    def buffered_frames(self) -> int:
+        """Frames held over all tracks (bounded by max_tracks x buffer capacity)."""
+        return sum(len(t.buffer) for t in self._tracks.values())
+
+    def buffer_bytes(self) -> int:
+        return sum(t.buffer.nbytes for t in self._tracks.values())
+
+    def latest_frames(self) -> list[TrackSnapshot]:
+        """Every track's newest frame (for RViz markers)."""
+        out = []
+        for track in self._tracks.values():
+            frame, mask = track.buffer.latest()
+            out.append(TrackSnapshot(track.input, track.track_id, track.frame_id, track.dims, track.up,
+                                     track.last_stamp, frame.copy(), mask.copy()))
+        return out
+
+
+@dataclass(frozen=True)
+class TrackSnapshot:
+    """One track's newest unified frame, in its sensor's frame and axes."""
+
+    input: str
+    track_id: int
+    frame_id: str
+    dims: int
+    up: str
+    stamp: float
+    positions: np.ndarray
+    mask: np.ndarray
