@@ -1,0 +1,83 @@
+"""What every input adapter produces, and how it reports bad input.
+
+An adapter turns one ROS message into observations: one person's skeleton at one instant, already in the unified
+skeleton. The recognizer node never sees message types; it buffers observations per (input, track) and counts
+every dropped message by the reason an ``InputRejected`` names.
+
+``Observation`` and ``InputRejected`` live in the ROS-free runtime (hetskel_ros.runtime.observation), so offline
+evaluation runs the same pipeline without ROS; they are re-exported here for adapter authors.
+
+Writing an adapter: subclass :class:`InputAdapter`, set ``kind`` and ``message_type``, implement ``convert`` (or
+``convert_parts`` when one message carries several people who can be rejected one by one), and add the kind to
+``hetskel_ros.ros.adapters.ADAPTERS``. Kind-specific parameters go in ``parameters``: the node declares each as
+``inputs.<input name>.<key>`` with that default and hands the values over in ``InputConfig.params``.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from hetskel_ros.runtime.observation import InputRejected, Observation
+from hetskel_ros.topology import TopologyError, load_topology
+
+__all__ = ["InputAdapter", "InputConfig", "InputRejected", "Observation", "stamp_seconds"]
+
+
+@dataclass(frozen=True)
+class InputConfig:
+    """One configured input (the node's ``inputs.<name>.*`` parameters)."""
+
+    name: str
+    topic: str
+    kind: str
+    topology: str = ""  # expected topology ("" = whatever the messages name, where they name one)
+    robot: str = ""  # robot mapping (config/robots) for joint_state inputs
+    rate_hz: float = 30.0  # expected message rate: diagnostics, and the cap above which frames are thinned
+    view_group: str = ""  # inputs sharing a non-empty view_group see the same people and are fused
+    prompt_topology: str = ""  # prompts to use when the model has none for this input's topology
+    params: Mapping[str, Any] = field(default_factory=dict)  # kind-specific (InputAdapter.parameters)
+
+
+def stamp_seconds(header: Any) -> float:
+    """A std_msgs/Header's stamp as float seconds."""
+    return header.stamp.sec + header.stamp.nanosec * 1e-9
+
+
+class InputAdapter(ABC):
+    """One input kind: ROS messages of ``message_type`` -> observations in the unified skeleton."""
+
+    kind: ClassVar[str]
+    message_type: ClassVar[str]  # "pkg/msg/Name", e.g. "hetskel_msgs/msg/SkeletonArray"
+    parameters: ClassVar[Mapping[str, Any]] = {}
+
+    def __init__(self, config: InputConfig, node: Any | None = None):
+        """``node`` (an rclpy Node, or None offline) is for adapters that need more than their topic (a URDF from
+        robot_description, a logger)."""
+        self.config = config
+        self.node = node
+
+    def dims(self) -> int | None:
+        """2 or 3 when known from the configuration (needed to fuse views), None if messages decide."""
+        if not self.config.topology:
+            return None
+        try:
+            return load_topology(self.config.topology).dims
+        except TopologyError:
+            return None
+
+    @abstractmethod
+    def convert(self, msg: Any) -> list[Observation]:
+        """Observations in ``msg`` (possibly none); raises InputRejected naming the reason for a bad message."""
+
+    def convert_parts(self, msg: Any) -> tuple[list[Observation], list[InputRejected]]:
+        """Observations and per-person rejections. Override where one bad person must not drop the others."""
+        try:
+            return self.convert(msg), []
+        except InputRejected as exc:
+            return [], [exc]
+
+    def close(self) -> None:  # noqa: B027 - nothing to release by default
+        """Release subscriptions or files the adapter opened itself."""

@@ -1,0 +1,135 @@
+"""hetskel_msgs/Skeleton and SkeletonArray of any topology in config/topologies -> observations.
+
+Checks, each a drop reason counted in diagnostics: the topology is known ("unknown_topology") and, when the input
+configures one, the one expected ("topology_mismatch"); ``dims`` matches the topology ("wrong_dims"); positions
+hold joints x dims values ("wrong_joint_count", "empty" when there are none); confidence is empty or one per joint
+("wrong_confidence_count"); at least one coordinate is finite ("non_finite") and at least one unified joint is
+seen ("no_joints"). NaN/inf joints and joints below the confidence floor are missing, not errors.
+In a SkeletonArray each person is checked alone (one bad person does not drop the others); an empty array is
+counted as "empty", a track_id given twice as "duplicate_track_id".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import numpy as np
+
+from hetskel_ros.ros.adapters.base import InputAdapter, InputConfig, InputRejected, Observation, stamp_seconds
+from hetskel_ros.topology import Topology, TopologyError, UnifiedSkeleton, list_topologies, load_topology, load_unified
+
+
+class SkeletonConverter:
+    """One Skeleton message -> one Observation (or InputRejected naming what is wrong)."""
+
+    def __init__(self, expected_topology: str = "", min_confidence: float = 0.05,
+                 skeleton: UnifiedSkeleton | None = None):
+        self.expected = expected_topology
+        self.min_confidence = min_confidence
+        self.skeleton = skeleton or load_unified()
+        self._topologies: dict[str, Topology] = {}
+        if expected_topology:
+            self._topology(expected_topology)  # a wrong configuration fails at start-up, not per message
+
+    def _topology(self, name: str) -> Topology:
+        topology = self._topologies.get(name)
+        if topology is None:
+            if "/" in name or name.endswith((".yaml", ".yml")):
+                raise InputRejected("unknown_topology", f"topology {name!r} must be a name, not a path")
+            try:
+                topology = load_topology(name)
+            except TopologyError as exc:
+                raise InputRejected("unknown_topology", str(exc)) from None
+            self._topologies[name] = topology
+        return topology
+
+    def convert(self, msg: Any, header: Any | None = None) -> Observation:
+        """``header``: the enclosing array's header, used when the skeleton's own stamp is zero."""
+        name = msg.topology or self.expected
+        if not name:
+            raise InputRejected("unknown_topology", f"the skeleton names no topology and the input configures none "
+                                                    f"(known: {', '.join(list_topologies())})")
+        if self.expected and name != self.expected:
+            raise InputRejected("topology_mismatch", f"skeleton of topology '{name}' on an input configured for "
+                                                     f"'{self.expected}'")
+        topology = self._topology(name)
+        if msg.dims != topology.dims:
+            raise InputRejected("wrong_dims", f"skeleton says dims={msg.dims}, topology '{name}' is {topology.dims}D")
+        positions = np.frombuffer(msg.positions, np.float32) if len(msg.positions) else np.zeros(0, np.float32)
+        if positions.size == 0:
+            raise InputRejected("empty", f"skeleton of topology '{name}' has no positions")
+        expected = topology.num_joints * topology.dims
+        if positions.size != expected:
+            raise InputRejected("wrong_joint_count", f"topology '{name}' has {topology.num_joints} joints x "
+                                                     f"{topology.dims} = {expected} values, got {positions.size}")
+        confidence = None
+        if len(msg.confidence):
+            confidence = np.frombuffer(msg.confidence, np.float32)
+            if confidence.size != topology.num_joints:
+                raise InputRejected("wrong_confidence_count", f"topology '{name}' has {topology.num_joints} joints, "
+                                                              f"got {confidence.size} confidences")
+        if not np.isfinite(positions).any():
+            raise InputRejected("non_finite", f"every coordinate of the '{name}' skeleton is NaN or inf")
+        unified, mask = topology.to_unified(positions.reshape(topology.num_joints, topology.dims), confidence,
+                                            unified=self.skeleton, min_confidence=self.min_confidence)
+        if not mask.any():
+            raise InputRejected("no_joints", f"no unified joint of the '{name}' skeleton is seen (all missing, "
+                                             f"non-finite or below confidence {self.min_confidence})")
+        stamp_source = msg.header if (msg.header.stamp.sec or msg.header.stamp.nanosec or header is None) else header
+        frame_id = msg.header.frame_id or (header.frame_id if header is not None else "")
+        return Observation(track_id=int(msg.track_id), stamp=stamp_seconds(stamp_source), topology=name,
+                           dims=topology.dims, positions=unified, mask=mask, frame_id=frame_id, up=topology.up)
+
+
+class SkeletonAdapter(InputAdapter):
+    """hetskel_msgs/Skeleton: one person per message."""
+
+    kind = "skeleton"
+    message_type = "hetskel_msgs/msg/Skeleton"
+    parameters: ClassVar[Mapping[str, Any]] = {"min_confidence": 0.05}
+
+    def __init__(self, config: InputConfig, node: Any | None = None):
+        super().__init__(config, node)
+        self.converter = SkeletonConverter(config.topology, float(config.params.get("min_confidence", 0.05)))
+
+    def convert(self, msg: Any) -> list[Observation]:
+        return [self.converter.convert(msg)]
+
+
+class SkeletonArrayAdapter(InputAdapter):
+    """hetskel_msgs/SkeletonArray: everyone one source saw in one frame; people are checked one by one."""
+
+    kind = "skeleton_array"
+    message_type = "hetskel_msgs/msg/SkeletonArray"
+    parameters: ClassVar[Mapping[str, Any]] = {"min_confidence": 0.05}
+
+    def __init__(self, config: InputConfig, node: Any | None = None):
+        super().__init__(config, node)
+        self.converter = SkeletonConverter(config.topology, float(config.params.get("min_confidence", 0.05)))
+
+    def convert(self, msg: Any) -> list[Observation]:
+        observations, rejected = self.convert_parts(msg)
+        if rejected:
+            raise rejected[0]
+        return observations
+
+    def convert_parts(self, msg: Any) -> tuple[list[Observation], list[InputRejected]]:
+        if not msg.skeletons:
+            return [], [InputRejected("empty", "skeleton array with nobody in it")]
+        observations: list[Observation] = []
+        rejected: list[InputRejected] = []
+        seen: set[int] = set()
+        for skeleton in msg.skeletons:
+            try:
+                observation = self.converter.convert(skeleton, msg.header)
+            except InputRejected as exc:
+                rejected.append(exc)
+                continue
+            if observation.track_id and observation.track_id in seen:
+                rejected.append(InputRejected("duplicate_track_id", f"track_id {observation.track_id} appears twice "
+                                                                    f"in one skeleton array"))
+                continue
+            seen.add(observation.track_id)
+            observations.append(observation)
+        return observations, rejected
