@@ -38,6 +38,8 @@ setup(
             "hetskel-bench = hetskel_ros.runtime.bench:main",
             "hetskel-train = training.cli:main",
             "action_reactor = hetskel_ros.ros.action_reactor:main",
+            "recognizer = hetskel_ros.ros.recognizer_node:main",
+            "hetskel-launch = hetskel_ros.ros.launcher:main",
         ],
     },
 )

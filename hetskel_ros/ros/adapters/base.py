@@ -68,6 +68,11 @@ class InputAdapter(ABC):
         except TopologyError:
             return None
 
+    @property
+    def prompt_topology(self) -> str:
+        """Topology whose prompts the model uses for this input when it has none of its own (see InputConfig)."""
+        return self.config.prompt_topology
+
     @abstractmethod
     def convert(self, msg: Any) -> list[Observation]:
         """Observations in ``msg`` (possibly none); raises InputRejected naming the reason for a bad message."""

@@ -1,0 +1,225 @@
+"""Node ``recognizer``: skeleton streams of any configured topology in, hetskel_msgs/ActionArray on ``actions`` out.
+
+``ros2 run hetskel_ros recognizer --ros-args --params-file config/recognize.yaml`` (or ``hetskel-launch``).
+
+Each configured input (``inputs.names``; see hetskel_ros.ros.recognizer_params) gets a sensor-data QoS subscription
+and the adapter of its ``kind`` (hetskel_ros.ros.adapters.ADAPTERS). Everything after the adapter is the ROS-free
+:class:`~hetskel_ros.runtime.recognizer.Recognizer`, the same code offline bag evaluation runs: when a message
+completes windows, they are classified at once in one batched inference call and published (reliable QoS).
+Diagnostics go to /diagnostics every ``diagnostics_period_s`` on the ROS clock (use_sim_time is honoured), as do
+track expiry checks. Bad input never stops the node: it is dropped and counted by reason.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from typing import Any
+
+import rclpy
+from builtin_interfaces.msg import Time
+from diagnostic_msgs.msg import DiagnosticArray
+from hetskel_msgs.msg import Action, ActionArray, ActionHypothesis
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from visualization_msgs.msg import MarkerArray
+
+from hetskel_ros.model.bundle import BundleError, load_bundle
+from hetskel_ros.ros.adapters import InputAdapter, adapter_class
+from hetskel_ros.ros.msg_dict import message_class
+from hetskel_ros.ros.recognizer_diagnostics import DiagnosticsReporter
+from hetskel_ros.ros.recognizer_markers import MarkerBuilder
+from hetskel_ros.ros.recognizer_params import RecognizerParameters, declare_parameters
+from hetskel_ros.runtime.backends import load_backend
+from hetskel_ros.runtime.base import BackendError
+from hetskel_ros.runtime.recognizer import Decision, InputSpec, Recognizer
+from hetskel_ros.runtime.samples import default_bundle_path
+
+NS_PER_S = 1_000_000_000
+LOG_EVERY_S = 10.0  # a repeated drop reason is logged at most this often per input
+
+
+def to_time(seconds: float) -> Time:
+    """Float seconds -> builtin_interfaces/Time (nanoseconds rounded; never nanosec == 1e9)."""
+    total = round(seconds * NS_PER_S)
+    return Time(sec=int(total // NS_PER_S), nanosec=int(total % NS_PER_S))
+
+
+def action_array(decisions: list[Decision], stamp: float) -> ActionArray:
+    """One ActionArray for one update: stamp = the newest window end; frame_id common to all entries or empty."""
+    msg = ActionArray()
+    msg.header.stamp = to_time(stamp)
+    frames = {d.frame_id for d in decisions}
+    msg.header.frame_id = frames.pop() if len(frames) == 1 else ""
+    for decision in decisions:
+        action = Action(track_id=decision.track_id, source=decision.source, window_start=to_time(decision.window_start),
+                        label=decision.label, score=float(decision.score),
+                        hypotheses=[ActionHypothesis(class_id=h.class_id, label=h.label, score=float(h.score))
+                                    for h in decision.hypotheses])
+        action.header.stamp = to_time(decision.stamp)
+        action.header.frame_id = decision.frame_id
+        msg.actions.append(action)
+    return msg
+
+
+class RecognizerNode(Node):
+    """Subscriptions -> adapters -> Recognizer -> ActionArray, diagnostics and optional RViz markers."""
+
+    def __init__(self, node_name: str = "recognizer", **kwargs: Any) -> None:
+        self.backend = None  # destroy_node may run on a half-built node
+        self.adapters: dict[str, InputAdapter] = {}
+        super().__init__(node_name, **kwargs)
+        self.params: RecognizerParameters = declare_parameters(self)
+        settings = self.params.node
+        model_path = settings.model or str(default_bundle_path())
+        bundle = load_bundle(model_path)
+        options: dict[str, Any] = {"device": settings.device, "precision": settings.precision}
+        if settings.threads:
+            options["threads"] = settings.threads
+        self.backend = load_backend(bundle, settings.backend_order(), **options)
+        for name, reason in self.backend.fallbacks:
+            self.get_logger().warning(f"inference backend {name} skipped: {reason}")
+        self.adapters = {cfg.name: adapter_class(cfg.kind)(cfg, self) for cfg in self.params.inputs}
+        specs = [InputSpec(cfg.name, cfg.rate_hz, cfg.view_group, self.adapters[cfg.name].dims(),
+                           self.adapters[cfg.name].prompt_topology) for cfg in self.params.inputs]
+        self.recognizer = Recognizer(bundle, self.backend, specs, self.params.recognizer, self.params.fusion.rule())
+        self.diagnostics = DiagnosticsReporter(self.get_name(), self.recognizer, self.params.inputs, self.backend)
+        self.markers = MarkerBuilder(self.recognizer.skeleton) if settings.publish_markers else None
+        self._latest: dict[tuple[str, int], Decision] = {}
+        self._logged: dict[tuple[str, str], float] = {}
+        self._reported_fallbacks: set[tuple[str, str]] = set()
+
+        self.actions_pub = self.create_publisher(ActionArray, settings.actions_topic,
+                                                 QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE))
+        self.diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self.markers_pub = (self.create_publisher(MarkerArray, settings.markers_topic, 10)
+                            if self.markers is not None else None)
+        sensor_qos = QoSProfile(history=qos_profile_sensor_data.history, depth=settings.input_queue_depth,
+                                reliability=qos_profile_sensor_data.reliability,
+                                durability=qos_profile_sensor_data.durability)
+        self.subscriptions_by_input = {
+            cfg.name: self.create_subscription(message_class(self.adapters[cfg.name].message_type), cfg.topic,
+                                               lambda msg, name=cfg.name: self.on_message(name, msg), sensor_qos)
+            for cfg in self.params.inputs}
+        self.diagnostics_timer = self.create_timer(settings.diagnostics_period_s, self.publish_diagnostics)
+        expiry_period = min(0.25, self.params.recognizer.track_timeout_s / 4)
+        self.expiry_timer = self.create_timer(expiry_period, self.on_expiry_timer)
+        inputs = ", ".join(f"{c.name} ({c.kind} on '{self.resolve_topic_name(c.topic)}'"
+                           f"{', view group ' + c.view_group if c.view_group else ''})" for c in self.params.inputs)
+        self.get_logger().info(f"model {model_path} ({len(bundle.label_names)} actions, window {bundle.config.window} "
+                               f"frames at {bundle.config.fps:g} fps), backend {self.backend.describe()}; "
+                               f"inputs: {inputs}; actions on '{self.resolve_topic_name(settings.actions_topic)}'")
+
+    # -- callbacks ----------------------------------------------------------------------------------------------
+    def now_s(self) -> float:
+        return self.get_clock().now().nanoseconds / NS_PER_S
+
+    def on_message(self, input_name: str, msg: Any) -> None:
+        """Adapter -> recognizer; runs the windows this message completed. Never raises (a bad message is counted)."""
+        now = self.now_s()
+        self.recognizer.count_message(input_name)
+        try:
+            observations, rejected = self.adapters[input_name].convert_parts(msg)
+        except Exception as exc:  # an adapter bug must not stop the node: count it and say what happened
+            self._internal_error("adapter", f"input '{input_name}': adapter failed on a message: {exc!r}")
+            self.recognizer.count_drop(input_name, "adapter_error")
+            return
+        for rejection in rejected:
+            self.recognizer.count_drop(input_name, rejection.reason)
+            self._log_drop(input_name, rejection.reason, str(rejection))
+        try:
+            self.recognizer.observe(input_name, observations, now)
+        except Exception as exc:
+            self._internal_error("recognizer", f"input '{input_name}': {exc!r}")
+            return
+        self._report_prompt_fallbacks()
+        if self.recognizer.pending:
+            self.run_step(now)
+
+    def run_step(self, now: float) -> None:
+        try:
+            decisions = self.recognizer.step(now)
+        except (BackendError, ValueError, RuntimeError) as exc:
+            self._internal_error("inference", f"inference failed: {exc}")
+            return
+        if not decisions:
+            return
+        self.actions_pub.publish(action_array(decisions, max(d.stamp for d in decisions)))
+        for decision in decisions:
+            self._latest[(decision.input, decision.track_id)] = decision
+        if self.markers is not None:
+            self.markers_pub.publish(self.markers.build(self.recognizer.latest_frames(), self._latest,
+                                                        self.get_clock().now().to_msg()))
+
+    def on_expiry_timer(self) -> None:
+        """Free tracks nobody has seen for track_timeout_s (also notices the ROS clock jumping back)."""
+        now = self.now_s()
+        if self.recognizer.pending:  # windows left by a failed step: try again
+            self.run_step(now)
+        try:
+            self.recognizer.expire(now)
+        except Exception as exc:
+            self._internal_error("recognizer", f"track expiry failed: {exc!r}")
+        live = set(self.recognizer.track_keys())
+        self._latest = {key: d for key, d in self._latest.items() if key in live}
+
+    def publish_diagnostics(self) -> None:
+        self.diagnostics_pub.publish(self.diagnostics.report(self.now_s(), self.get_clock().now().to_msg()))
+
+    # -- logging ------------------------------------------------------------------------------------------------
+    def _log_drop(self, input_name: str, reason: str, detail: str) -> None:
+        key = (input_name, reason)
+        last = self._logged.get(key)
+        if last is None or time.monotonic() - last >= LOG_EVERY_S:
+            self._logged[key] = time.monotonic()
+            total = self.recognizer.counters[input_name].drops[reason]
+            self.get_logger().warning(f"input '{input_name}': dropped ({reason}, {total} so far): {detail}")
+
+    def _internal_error(self, kind: str, detail: str) -> None:
+        self.diagnostics.internal_errors[kind] += 1
+        key = ("internal", kind)
+        last = self._logged.get(key)
+        if last is None or time.monotonic() - last >= LOG_EVERY_S:
+            self._logged[key] = time.monotonic()
+            self.get_logger().error(f"{detail}\n{traceback.format_exc()}")
+
+    def _report_prompt_fallbacks(self) -> None:
+        for (input_name, topology), used in self.recognizer.prompt_fallbacks.items():
+            if (input_name, topology) not in self._reported_fallbacks:
+                self._reported_fallbacks.add((input_name, topology))
+                self.get_logger().warning(f"input '{input_name}': the model has no prompts for topology "
+                                          f"'{topology}'; using those of '{used}' (set inputs.{input_name}."
+                                          f"prompt_topology to choose)")
+
+    def destroy_node(self) -> None:
+        """Release adapters and the backend, then the node (timers and subscriptions go with it)."""
+        for adapter in self.adapters.values():
+            adapter.close()
+        self.adapters = {}
+        if self.backend is not None:
+            self.backend.close()
+            self.backend = None
+        super().destroy_node()
+
+
+def main(args: list[str] | None = None) -> None:
+    """Console entry point ``recognizer``. Ctrl-C and SIGTERM end it cleanly (exit status 0)."""
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = RecognizerNode()
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    except (ValueError, BundleError, BackendError) as exc:  # configuration: say what is wrong, no traceback
+        raise SystemExit(f"recognizer: {exc}") from None
+    finally:
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
+
+
+if __name__ == "__main__":
+    main()
+
