@@ -40,6 +40,8 @@ setup(
             "action_reactor = hetskel_ros.ros.action_reactor:main",
             "recognizer = hetskel_ros.ros.recognizer_node:main",
             "hetskel-launch = hetskel_ros.ros.launcher:main",
+            "mediapipe_pose = hetskel_ros.ros.mediapipe_pose:main",
+            "video_source = hetskel_ros.ros.video_source:main",
         ],
     },
 )
