@@ -12,6 +12,7 @@ Format::
       package: example-robot-data     # where the URDF comes from (a ROS package or pip distribution)
       path: robots/talos_data/robots/talos_reduced.urdf   # path inside it (a resolver hint)
     up: "+z"                          # REP-103 base frame: z up
+    prompt_topology: smpl24           # optional: a topology whose model prompts the robot borrows
     links:                            # URDF link name -> canonical joint (config/joints.yaml)
       base_link: spine_base
       torso_2_link: spine_shoulder
@@ -31,7 +32,14 @@ from pathlib import Path
 from hetskel_ros.paths import config_dir
 from hetskel_ros.topology._yaml import Fields, read_mapping
 from hetskel_ros.topology.errors import TopologyError
-from hetskel_ros.topology.topology import DerivedJoint, Topology, parse_derived, parse_up
+from hetskel_ros.topology.topology import (
+    DerivedJoint,
+    Topology,
+    list_topologies,
+    load_topology,
+    parse_derived,
+    parse_up,
+)
 from hetskel_ros.topology.vocabulary import load_vocabulary
 
 
@@ -47,6 +55,7 @@ class RobotMapping:
     derived: tuple[DerivedJoint, ...] = ()
     description: str = ""
     path: Path | None = field(default=None, compare=False)
+    prompt_topology: str = ""  # topology whose prompts a model without the robot's own uses ('' = none named)
 
     @property
     def link_names(self) -> tuple[str, ...]:
@@ -121,4 +130,18 @@ def _load_cached(path: Path, _mtime: float, vocabulary: tuple[str, ...]) -> Robo
         derived=parse_derived(fields, list(links), links, known),
         description=fields.text("description"),
         path=path,
+        prompt_topology=_prompt_topology(fields),
     )
+
+
+def _prompt_topology(fields: Fields) -> str:
+    """Optional ``prompt_topology``: a 3D topology of config/topologies (a model has no prompt rows for robots)."""
+    name = fields.text("prompt_topology")
+    if not name:
+        return ""
+    known = list_topologies()
+    if name not in known:
+        raise fields.error("prompt_topology", f"names unknown topology '{name}' (known: {', '.join(known)})")
+    if load_topology(name).dims != 3:
+        raise fields.error("prompt_topology", f"must be a 3D topology, '{name}' is 2D")
+    return name
