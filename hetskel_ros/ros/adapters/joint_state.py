@@ -1,0 +1,233 @@
+"""sensor_msgs/JointState of a humanoid robot + its URDF -> the robot's skeleton as an observation.
+
+Forward kinematics (hetskel_ros.ros.adapters.urdf_kinematics) gives the positions of the links the robot mapping
+(config/robots/<robot>.yaml) names, in the URDF root link's frame (or the ``frame`` parameter's link); the mapping
+turns them into the unified skeleton like any 3D topology, with the robot's ``up`` axis (REP-103: "+z").
+
+Where the URDF comes from (parameter ``urdf_file``):
+  ""         the ``robot_description`` topic (std_msgs/String, reliable + transient local, as robot_state_publisher
+             offers it; parameter ``robot_description_topic``). Until it arrives, messages are dropped as "no_urdf".
+  "package"  the URDF the robot file names (``urdf.package`` + ``urdf.path``, e.g. example-robot-data from PyPI).
+  a path     that file.
+
+Joint values: a JointState may carry any subset of the URDF's joints (robots often publish arms, legs and head
+from separate controllers). Joints a message leaves out keep their last received value, starting from 0 (the
+URDF's zero pose); fixed and mimic joints named in a message are accepted and ignored (mimic joints follow their
+master). A name the URDF lacks drops the message ("unknown_joint_names", naming them): it means the wrong robot or
+URDF, and guessing would silently produce a wrong skeleton.
+
+Drop reasons: "no_urdf", "bad_urdf" (the last URDF received could not be used; the message says why), "empty"
+(no names or no positions), "wrong_joint_count" (names and positions differ in length), "duplicate_joint_names",
+"unknown_joint_names", "non_finite".
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from typing import Any, ClassVar
+
+import numpy as np
+
+from hetskel_ros.ros.adapters.base import InputAdapter, InputConfig, InputRejected, Observation, stamp_seconds
+from hetskel_ros.ros.adapters.urdf_kinematics import UrdfError, UrdfKinematics, resolve_urdf_path
+from hetskel_ros.topology import RobotMapping, Topology, UnifiedSkeleton, load_robot, load_unified
+
+URDF_FROM_PACKAGE = "package"
+_MAX_NAMED = 8  # joint names quoted in one rejection message
+
+
+class _Loaded:
+    """One URDF's kinematics and the joint values received for it (swapped as a whole when a new URDF arrives)."""
+
+    def __init__(self, kinematics: UrdfKinematics):
+        self.kinematics = kinematics
+        self.q = np.zeros(kinematics.num_joints)
+
+
+class JointStateConverter:
+    """JointState messages of one robot -> observations; plain values only (no node), usable offline."""
+
+    def __init__(self, robot: str | RobotMapping, frame: str = "", track_id: int = 0,
+                 skeleton: UnifiedSkeleton | None = None):
+        self.mapping = robot if isinstance(robot, RobotMapping) else load_robot(robot)
+        self.topology: Topology = self.mapping.as_topology()
+        self.frame = frame
+        self.track_id = track_id
+        self.skeleton = skeleton or load_unified()
+        self.urdf_source = ""
+        self._loaded: _Loaded | None = None
+        self._urdf_error = ""
+        self._lock = threading.Lock()  # set_urdf (a subscription callback) may run beside convert
+
+    @property
+    def name(self) -> str:
+        """The robot mapping's name: the observations' topology (the recognizer resolves it with load_robot)."""
+        return self.mapping.name
+
+    @property
+    def has_urdf(self) -> bool:
+        return self._loaded is not None
+
+    @property
+    def kinematics(self) -> UrdfKinematics | None:
+        loaded = self._loaded
+        return loaded.kinematics if loaded is not None else None
+
+    def set_urdf(self, urdf_xml: str, source: str = "URDF") -> None:
+        """Use this URDF from now on (joint values restart at 0). UrdfError naming the fault if it cannot serve the
+        mapping; messages are then dropped as "bad_urdf" until a usable one arrives."""
+        try:
+            kinematics = UrdfKinematics(urdf_xml, self.mapping.link_names, self.frame, source=source)
+        except UrdfError as exc:
+            with self._lock:
+                self._loaded, self._urdf_error, self.urdf_source = None, f"robot '{self.name}': {exc}", source
+            raise UrdfError(self._urdf_error) from None
+        with self._lock:
+            self._loaded, self._urdf_error, self.urdf_source = _Loaded(kinematics), "", source
+
+    def load_urdf_file(self, path: str) -> None:
+        try:
+            with open(path, encoding="utf-8") as handle:
+                text = handle.read()
+        except OSError as exc:
+            raise UrdfError(f"robot '{self.name}': cannot read URDF file {path} ({exc.strerror or exc})") from None
+        self.set_urdf(text, source=str(path))
+
+    def load_package_urdf(self) -> None:
+        """The URDF the robot file names (urdf.package + urdf.path)."""
+        self.load_urdf_file(str(resolve_urdf_path(self.mapping.urdf_package, self.mapping.urdf_path)))
+
+    def convert(self, msg: Any) -> Observation:
+        with self._lock:
+            loaded, error = self._loaded, self._urdf_error
+            if loaded is None:
+                if error:
+                    raise InputRejected("bad_urdf", error)
+                waiting = f" (waiting for {self.urdf_source})" if self.urdf_source else ""
+                raise InputRejected("no_urdf", f"robot '{self.name}': no URDF received yet{waiting}")
+            q = self._update(loaded, list(msg.name), msg.position)
+        kinematics = loaded.kinematics
+        native = kinematics.positions(q)
+        positions, mask = self.topology.to_unified(native, unified=self.skeleton)
+        return Observation(track_id=self.track_id, stamp=stamp_seconds(msg.header), topology=self.name, dims=3,
+                           positions=positions, mask=mask, frame_id=kinematics.frame, up=self.mapping.up)
+
+    def _update(self, loaded: _Loaded, names: list[str], values: Any) -> np.ndarray:
+        """Check the message and merge its values into the last known ones; returns a copy of the result."""
+        if not names:
+            raise InputRejected("empty", f"robot '{self.name}': JointState names no joints")
+        if len(values) == 0:
+            raise InputRejected("empty", f"robot '{self.name}': JointState names {len(names)} joints but carries no "
+                                         f"positions")
+        if len(values) != len(names):
+            raise InputRejected("wrong_joint_count", f"robot '{self.name}': JointState has {len(names)} names but "
+                                                     f"{len(values)} positions")
+        if len(set(names)) != len(names):
+            twice = sorted(name for name, count in Counter(names).items() if count > 1)
+            raise InputRejected("duplicate_joint_names", f"robot '{self.name}': JointState names {_quote(twice)} "
+                                                         f"more than once")
+        kinematics = loaded.kinematics
+        unknown = [n for n in names if n not in kinematics.all_joint_names]
+        if unknown:
+            raise InputRejected("unknown_joint_names", f"robot '{self.name}': the URDF ({kinematics.source}) has no "
+                                                       f"joint(s) {_quote(unknown)}")
+        array = np.asarray(values, dtype=np.float64)
+        bad = ~np.isfinite(array)
+        if bad.any():
+            raise InputRejected("non_finite", f"robot '{self.name}': non-finite position for joint(s) "
+                                              f"{_quote([n for n, b in zip(names, bad, strict=True) if b])}")
+        index = kinematics.index
+        for name, value in zip(names, array.tolist(), strict=True):
+            slot = index.get(name)  # fixed and mimic joints have none
+            if slot is not None:
+                loaded.q[slot] = value
+        return loaded.q.copy()
+
+
+def _quote(names: list[str]) -> str:
+    shown = ", ".join(f"'{n}'" for n in names[:_MAX_NAMED])
+    return shown + (f" and {len(names) - _MAX_NAMED} more" if len(names) > _MAX_NAMED else "")
+
+
+class RobotDescriptionListener:
+    """Subscribes to a robot_description topic on an rclpy node and hands each URDF to a converter.
+
+    QoS: reliable, transient local, depth 1, what robot_state_publisher offers, so a URDF published before this
+    subscription existed still arrives. A newer URDF replaces the previous one (e.g. the robot was reconfigured).
+    """
+
+    def __init__(self, node: Any, converter: JointStateConverter, topic: str = "robot_description"):
+        from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+        from std_msgs.msg import String
+
+        self.node = node
+        self.converter = converter
+        self.received = 0
+        qos = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        self.subscription = node.create_subscription(String, topic, self._on_description, qos)
+        self.topic = self.subscription.topic_name
+        converter.urdf_source = f"topic {self.topic}"
+
+    def _on_description(self, msg: Any) -> None:
+        self.received += 1
+        try:
+            self.converter.set_urdf(msg.data, source=f"topic {self.topic}")
+        except UrdfError as exc:
+            self.node.get_logger().error(f"{exc}; JointState messages are dropped until a usable URDF arrives")
+            return
+        kinematics = self.converter.kinematics
+        if kinematics is not None:
+            self.node.get_logger().info(
+                f"robot '{self.converter.name}': URDF of '{kinematics.robot_name}' from {self.topic} "
+                f"({kinematics.num_joints} actuated joints, positions in frame '{kinematics.frame}')")
+
+    def close(self) -> None:
+        if self.subscription is not None:
+            self.node.destroy_subscription(self.subscription)
+            self.subscription = None
+
+
+class JointStateAdapter(InputAdapter):
+    """sensor_msgs/JointState of the robot ``InputConfig.robot`` (config/robots), one observation per message."""
+
+    kind = "joint_state"
+    message_type = "sensor_msgs/msg/JointState"
+    parameters: ClassVar[dict[str, Any]] = {"urdf_file": "", "robot_description_topic": "robot_description",
+                                            "frame": "", "track_id": 0}
+
+    def __init__(self, config: InputConfig, node: Any | None = None):
+        super().__init__(config, node)
+        robot = config.robot or config.topology
+        if not robot:
+            raise ValueError(f"input '{config.name}' (joint_state) names no robot: set inputs.{config.name}.robot to "
+                             f"a file of config/robots")
+        params = {**self.parameters, **dict(config.params)}
+        self.converter = JointStateConverter(robot, frame=str(params["frame"]), track_id=int(params["track_id"]))
+        self.listener: RobotDescriptionListener | None = None
+        urdf_file = str(params["urdf_file"])
+        if urdf_file == URDF_FROM_PACKAGE:
+            self.converter.load_package_urdf()
+        elif urdf_file:
+            self.converter.load_urdf_file(urdf_file)
+        elif node is not None:
+            self.listener = RobotDescriptionListener(node, self.converter, str(params["robot_description_topic"]))
+        else:
+            raise ValueError(f"input '{config.name}' (joint_state): no urdf_file and no node to receive "
+                             f"robot_description with")
+
+    @property
+    def prompt_topology(self) -> str:
+        """Prompts for this robot when the model has none: the input's own setting, else the robot file's."""
+        return self.config.prompt_topology or self.converter.mapping.prompt_topology
+
+    def dims(self) -> int | None:
+        return 3
+
+    def convert(self, msg: Any) -> list[Observation]:
+        return [self.converter.convert(msg)]
+
+    def close(self) -> None:
+        if self.listener is not None:
+            self.listener.close()
+            self.listener = None
