@@ -47,6 +47,7 @@ DROP_REASONS = ("malformed", "over_rate", "too_many_tracks", "untracked_extra", 
 EVENTS = ("track_reset_repeat", "track_reset_backwards", "track_reset_gap", "track_reset_topology",
           "reset_all_time_jump", "reset_all_clock_back", "tracks_freed", "windows", "windows_fused",
           "windows_dropped", "batches")
+STAMP_TOLERANCE_S = 1e-6  # a frame this close to a due time counts as on it (stamps are float seconds)
 GOLDEN = (math.sqrt(5.0) - 1.0) / 2.0  # stagger fractions k * GOLDEN mod 1 spread any number of tracks evenly
 
 
@@ -346,7 +347,7 @@ class Recognizer:
         counters.observations += 1
         self._newest[input_name] = max(obs.stamp, self._newest.get(input_name, obs.stamp))
         track.buffer.drop_before(obs.stamp - self.span - 1.0 / self.fps)
-        if obs.stamp >= track.next_due:
+        if obs.stamp >= track.next_due - STAMP_TOLERANCE_S:
             self._schedule(track)
 
     def _reset_reason(self, track: _Track, obs: Observation) -> str:
@@ -388,7 +389,7 @@ class Recognizer:
         """Cut the window ending at the track's newest frame, and move its next due time along the grid."""
         stride = self.config.window_stride_s
         end = track.last_stamp
-        track.next_due += stride * (math.floor((end - track.next_due) / stride) + 1)
+        track.next_due += stride * (math.floor((end - track.next_due + STAMP_TOLERANCE_S) / stride) + 1)
         group = next((g for g in self.groups.values() if track.input in (g.primary, g.secondary)), None)
         times = window_times(end, self.window, self.fps)
         if group is None:
