@@ -51,9 +51,10 @@ class ViewSettings:
     """Augmentation and virtual-camera ranges; the defaults model a robot's RGB camera and a 2D estimator."""
 
     speed: tuple[float, float] = (0.8, 1.25)  # playback speed jitter of the crop
-    rotate_deg: float = 20.0  # residual yaw after alignment (3D view)
+    rotate_deg: float = 30.0  # residual yaw after alignment (3D view)
+    shear: float = 0.15  # AimCLR-style shear of the 3D view
     scale: tuple[float, float] = (0.9, 1.1)
-    noise_3d: float = 0.01  # torso lengths
+    noise_3d: float = 0.02  # torso lengths
     drop_joint: float = 0.05  # probability a joint is missing in a view
     camera_distance: tuple[float, float] = (2.5, 6.0)  # metres
     camera_elevation_deg: tuple[float, float] = (-5.0, 30.0)
@@ -122,7 +123,8 @@ class ViewMaker:
         if rng is not None:
             s = self.settings
             rot = yaw_rotation(np.deg2rad(rng.uniform(-s.rotate_deg, s.rotate_deg)))
-            x = (x @ rot.T) * rng.uniform(*s.scale) + rng.normal(0, s.noise_3d, x.shape)
+            shear = np.eye(3) + rng.uniform(-s.shear, s.shear, (3, 3)) * (1 - np.eye(3))
+            x = (x @ (shear @ rot).T) * rng.uniform(*s.scale) + rng.normal(0, s.noise_3d, x.shape)
             x = np.where(mask[..., None], x, 0.0)
         return x.astype(np.float32), mask
 
