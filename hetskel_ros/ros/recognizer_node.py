@@ -20,7 +20,7 @@ import rclpy
 from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray
 from hetskel_msgs.msg import Action, ActionArray, ActionHypothesis
-from rclpy.executors import ExternalShutdownException
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from visualization_msgs.msg import MarkerArray
@@ -204,17 +204,26 @@ class RecognizerNode(Node):
 
 
 def main(args: list[str] | None = None) -> None:
-    """Console entry point ``recognizer``. Ctrl-C and SIGTERM end it cleanly (exit status 0)."""
+    """Console entry point ``recognizer``. Ctrl-C and SIGTERM end it cleanly (exit status 0), also during start-up."""
     rclpy.init(args=args)
+    # The executor exists before the (slow) node start-up: a signal then only shuts the context down, and
+    # spin() returns, instead of failing to create an executor on a context that is already gone.
+    executor = SingleThreadedExecutor()
     node = None
     try:
         node = RecognizerNode()
-        rclpy.spin(node)
+        executor.add_node(node)
+        executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     except (ValueError, BundleError, BackendError) as exc:  # configuration: say what is wrong, no traceback
         raise SystemExit(f"recognizer: {exc}") from None
+    except Exception:
+        if rclpy.ok():
+            raise
+        # a signal shut ROS down while the node was being built: that is a normal, clean exit
     finally:
+        executor.shutdown()
         if node is not None:
             node.destroy_node()
         rclpy.try_shutdown()
