@@ -262,7 +262,7 @@ def test_hetskel_bench_writes_results_with_machine_info(bundle, tmp_path, capsys
     assert set(measured) >= {"onnxruntime", "torch"}
     for row in measured.values():
         assert row["size"] == "small" and row["threads"] == 1 and row["batch1"]["runs"] == 10
-        assert 0 < row["batch1"]["p50_ms"] <= row["batch1"]["p99_ms"]
+        assert 0 < row["batch1"]["p50_ms"] <= row["batch1"]["p99_ms"] and row["batch1"]["cpu_p50_ms"] > 0
         assert row["batch4"]["samples_per_s"] > 0
     (comparison,) = report["comparisons"]
     assert comparison["onnxruntime_over_torch_p50"] == pytest.approx(
@@ -276,9 +276,10 @@ def test_hetskel_bench_writes_results_with_machine_info(bundle, tmp_path, capsys
 
 def test_interleaved_timings_measure_every_call_in_round_robin_blocks():
     order: list[str] = []
+    cpu: dict[str, list[float]] = {}
     times = bench.interleaved_timings({"a": lambda: order.append("a"), "b": lambda: order.append("b")},
-                                      runs=5, rounds=2, warmup=1)
-    assert [len(t) for t in times.values()] == [5, 5]
+                                      runs=5, rounds=2, warmup=1, cpu=cpu)
+    assert [len(t) for t in times.values()] == [5, 5] and [len(t) for t in cpu.values()] == [5, 5]
     assert "".join(order) == "ab" + "aaa" + "bbb" + "aa" + "bb"
     stats = bench.percentiles([0.001, 0.002, 0.003])
     assert stats["p50_ms"] == 2.0 and stats["runs"] == 3

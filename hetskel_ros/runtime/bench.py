@@ -36,7 +36,7 @@ from hetskel_ros.topology.sequences import default_mocap_path, load_sequences
 log = logging.getLogger("hetskel_ros.runtime")
 
 # batch-1 runs and batch-32 runs per size when not given: the paper size takes ~0.2 s per sample on 2 CPU cores
-DEFAULT_RUNS = {"small": (200, 20), "paper": (50, 3)}
+DEFAULT_RUNS = {"small": (200, 20), "paper": (50, 2)}
 GOAL_P50_MS = 5.0  # issue 4: ONNX Runtime batch-1 p50 on the default (small) size, this machine's 2 cores
 GOAL_RATIO = 0.5  # ... and at most half of PyTorch eager's p50 in the same run
 
@@ -68,19 +68,28 @@ def _r(value: float) -> float:
     return round(float(value), 4)
 
 
-def interleaved_timings(calls: dict[str, Callable[[], object]], runs: int, rounds: int, warmup: int) -> dict:
-    """Seconds per call for each named callable, measured in ``rounds`` round-robin blocks after ``warmup`` calls."""
+def interleaved_timings(calls: dict[str, Callable[[], object]], runs: int, rounds: int, warmup: int,
+                        cpu: dict[str, list[float]] | None = None) -> dict[str, list[float]]:
+    """Wall seconds per call for each named callable, measured in ``rounds`` round-robin blocks after ``warmup``.
+
+    With ``cpu`` given, the process CPU seconds of each call are appended there too: on a machine shared with other
+    jobs, a single-threaded call's CPU time is its cost without the time it spent preempted.
+    """
     for call in calls.values():
         for _ in range(warmup):
             call()
     times: dict[str, list[float]] = {name: [] for name in calls}
+    cpu_times: dict[str, list[float]] = cpu if cpu is not None else {}
+    for name in calls:
+        cpu_times.setdefault(name, [])
     per_round = [runs // rounds + (1 if i < runs % rounds else 0) for i in range(rounds)]
     for block in per_round:
         for name, call in calls.items():
             for _ in range(block):
-                start = time.perf_counter()
+                start_cpu, start = time.process_time(), time.perf_counter()
                 call()
                 times[name].append(time.perf_counter() - start)
+                cpu_times[name].append(time.process_time() - start_cpu)
     return times
 
 
@@ -145,8 +154,10 @@ def model_case(settings: BenchSettings) -> list[dict]:
                 if backends[name].device != "cpu" and threads != settings.threads[0]:
                     backends.pop(name).close()  # CPU threads do not change a GPU backend: measured once
             log.info("bench: %s, %d thread(s), batch 1 x %d runs: %s", size, threads, runs, list(backends))
+            load = [round(x, 2) for x in os.getloadavg()]
+            cpu: dict[str, list[float]] = {}
             latency = interleaved_timings(_calls(backends, threads, single), runs, min(settings.rounds, runs),
-                                          settings.warmup)
+                                          min(settings.warmup, max(1, runs // 5)), cpu)
             log.info("bench: %s, %d thread(s), batch %d x %d runs", size, threads, settings.batch, tp_runs)
             batched = interleaved_timings(_calls(backends, threads, inputs), tp_runs,
                                           min(settings.rounds, tp_runs), max(1, min(3, settings.warmup)))
@@ -154,8 +165,8 @@ def model_case(settings: BenchSettings) -> list[dict]:
                 per_batch = float(np.median(batched[name]))
                 rows.append({
                     "case": "model", "size": size, "bundle": source, "backend": name, "device": backend.device,
-                    "precision": backend.precision, "threads": threads,
-                    "batch1": percentiles(latency[name]),
+                    "precision": backend.precision, "threads": threads, "loadavg_before": load,
+                    "batch1": {**percentiles(latency[name]), "cpu_p50_ms": _r(np.median(cpu[name]) * 1e3)},
                     f"batch{settings.batch}": {"runs": len(batched[name]), "p50_ms_per_batch": _r(per_batch * 1e3),
                                                "samples_per_s": _r(settings.batch / per_batch)},
                 })
@@ -163,7 +174,15 @@ def model_case(settings: BenchSettings) -> list[dict]:
     return rows
 
 
-CASES: dict[str, Callable[[BenchSettings], list[dict]]] = {"model": model_case}
+def end_to_end_case(settings: BenchSettings) -> list[dict]:
+    """Skeleton messages in, actions out, through a recognizer process (hetskel_ros.ros.bench_end_to_end; rclpy is
+    imported only when this case runs, so this layer stays free of ROS)."""
+    from hetskel_ros.ros.bench_end_to_end import end_to_end_case as run_case
+
+    return run_case(settings)
+
+
+CASES: dict[str, Callable[[BenchSettings], list[dict]]] = {"model": model_case, "end_to_end": end_to_end_case}
 
 
 def comparisons(rows: list[dict], default_threads: dict[str, int] | None = None) -> list[dict]:
@@ -264,13 +283,17 @@ def summary(path: Path) -> str:
     lines = [f"{path}  ({report['machine']['cpu']}, {report['machine']['usable_cores']} cores, "
              f"load {report['machine']['loadavg_start']} -> {report['machine']['loadavg_end']})"]
     for row in report["results"]:
+        if "summary" in row:  # cases that describe themselves (end_to_end)
+            lines.append(f"  {row['summary']}")
+            continue
         if "skipped" in row:
             lines.append(f"  {row['size']:6} {row['backend']:12} threads {row['threads']}: skipped ({row['skipped']})")
             continue
         b1 = row["batch1"]
         tp = next(v for k, v in row.items() if k.startswith("batch") and k != "batch1")
         lines.append(f"  {row['size']:6} {row['backend']:12} {row['device']:7} {row['precision']} threads "
-                     f"{row['threads']}: batch-1 p50 {b1['p50_ms']:.3f} ms p99 {b1['p99_ms']:.3f} ms; "
+                     f"{row['threads']}: batch-1 p50 {b1['p50_ms']:.3f} ms p99 {b1['p99_ms']:.3f} ms "
+                     f"(CPU {b1['cpu_p50_ms']:.3f} ms); "
                      f"{tp['samples_per_s']:.1f} samples/s at batch {report['settings']['batch']}")
     for c in report["comparisons"]:
         goal = f"  goal ({c['goal']}): {'met' if c['goal_met'] else 'NOT met'}" if "goal" in c else ""
@@ -296,8 +319,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", nargs="+", type=int, default=None,
                         help="CPU thread counts to measure (default: 1 and every usable core)")
     parser.add_argument("--runs", type=int, default=None, help="batch-1 runs (default: 200; 50 for paper)")
-    parser.add_argument("--throughput-runs", type=int, default=None, help="batch runs (default: 20; 3 for paper)")
-    parser.add_argument("--warmup", type=int, default=30)
+    parser.add_argument("--throughput-runs", type=int, default=None, help="batch runs (default: 20; 2 for paper)")
+    parser.add_argument("--warmup", type=int, default=30, help="batch-1 warm-up calls (at most a fifth of the runs)")
     parser.add_argument("--batch", type=int, default=32, help="batch size of the throughput measurement")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--precision", default="fp16", choices=["fp16", "fp32"], help="TensorRT precision")
