@@ -42,6 +42,9 @@ setup(
             "hetskel-launch = hetskel_ros.ros.launcher:main",
             "mediapipe_pose = hetskel_ros.ros.mediapipe_pose:main",
             "video_source = hetskel_ros.ros.video_source:main",
+            "hetskel-bag = hetskel_ros.ros.bagtools.cli:main",
+            "bag_player = hetskel_ros.ros.bagtools.player:main",
+            "hetskel-demo = hetskel_ros.ros.bagtools.demo:main",
         ],
     },
 )
