@@ -120,9 +120,10 @@ class _PersonBuilder:
         return len(self.labels)
 
     def _place(self, clip: np.ndarray) -> np.ndarray:
-        """Translate a clip on the ground so it starts where the person is (the first clip: at its offset)."""
+        """Translate a clip on the ground so it starts where the person is (the first clip: at the person's offset
+        from the origin, the clip's own height kept)."""
         clip = clip.astype(np.float32, copy=True)
-        anchor = self.last.mean(axis=0) if self.last is not None else clip[0].mean(axis=0) + self.offset
+        anchor = self.last.mean(axis=0) if self.last is not None else self.offset
         shift = np.zeros(clip.shape[-1], np.float32)
         shift[self.axes] = (anchor - clip[0].mean(axis=0))[self.axes]
         return clip + shift
