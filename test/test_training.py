@@ -100,3 +100,19 @@ def test_killed_pretraining_resumes_losing_at_most_one_interval(tmp_path):
     redone = logged_before_kill - (resumed_at - 1)
     assert 0 <= redone < 3, f"{redone} steps were redone; the checkpoint interval is 3"
     assert steps[logged_before_kill:] == list(range(resumed_at, steps[-1] + 1))
+
+
+@pytest.mark.slow
+def test_torchrun_data_parallel_pretraining_on_cpu(tmp_path):
+    """Two gloo processes (what `torchrun --nproc_per_node=N` does on GPUs with nccl) train one model together."""
+    config = smoke_config(tmp_path, max_sequences=16, epochs=2, batch_size=8, threads=1)
+    run_dir = tmp_path / "ddp"
+    torchrun = Path(sys.executable).with_name("torchrun")
+    done = subprocess.run([str(torchrun), "--standalone", "--nproc_per_node=2", "-m", "training.cli", "pretrain",
+                           "--config", str(config), "--run-dir", str(run_dir), "--quiet"],
+                          cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    summary = json.loads((run_dir / "train_summary.json").read_text())
+    assert summary["processes"] == 2
+    assert [row["step"] for row in log_rows(run_dir)] == list(range(1, summary["steps"] + 1))  # one log, rank 0
+    assert done.stdout.count("pretraining done") == 1

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import os
 import shlex
 import subprocess
 import sys
@@ -95,7 +96,8 @@ def plot_loss(run_dir: Path, path: Path) -> None:
 def cmd_pretrain(args) -> int:
     cfg = TrainConfig.load(args.config, data=args.data, epochs=args.epochs, objective=args.objective)
     pretrain(cfg, Path(args.run_dir), progress=not args.quiet)
-    print(f"pretraining done: {args.run_dir}/checkpoint.pt")
+    if os.environ.get("RANK", "0") == "0":  # under torchrun, one line rather than one per process
+        print(f"pretraining done: {args.run_dir}/checkpoint.pt")
     return 0
 
 

@@ -23,6 +23,7 @@ from hetskel_ros.model.model import HetSkelModel, count_parameters
 from hetskel_ros.topology import load_topology, load_unified
 from hetskel_ros.topology.sequences import default_mocap_path, load_sequences
 
+from .distributed import barrier, placement, wrap
 from .objectives import OBJECTIVES, batch_tensors
 from .views import Clip, ViewMaker, ViewSettings, clips_from_sequences
 from .words import embed_direction_words
@@ -32,7 +33,8 @@ from .words import embed_direction_words
 class TrainConfig:
     """One YAML file (training/configs/*.yaml) sets these."""
 
-    data: str | None = None  # mocap npz; None: the full set if found, else the shipped sample
+    data: str | None = None  # mocap npz, NTU .skeleton directory or PYSKL .pkl; None: full mocap if found, else sample
+    split: str | None = None  # NTU protocol (xsub60, xview60, xsub120, xset120) instead of train/test styles
     train_styles: list[str] = field(default_factory=lambda: ["active", "feminine", "masculine", "normal"])
     test_styles: list[str] = field(default_factory=lambda: ["youthful"])
     max_sequences: int | None = None  # a subset, for smoke tests
@@ -48,6 +50,7 @@ class TrainConfig:
     seed: int = 0
     checkpoint_every: int = 100
     threads: int = 2
+    amp: bool = True  # bfloat16 autocast on CUDA (ignored on CPU)
     views: dict = field(default_factory=dict)  # ViewSettings overrides
 
     @classmethod
@@ -68,25 +71,47 @@ class Data:
     source: str
 
 
+def read_sequence_set(path: Path):
+    """Any supported data set as a SequenceSet: mocap npz, a directory of NTU .skeleton files, a PYSKL pickle."""
+    from . import formats
+
+    if path.is_dir():
+        return formats.load_ntu_directory(path)
+    if path.suffix in (".pkl", ".pickle"):
+        return formats.load_pyskl(path)
+    return load_sequences(path)
+
+
 def load_data(cfg: TrainConfig) -> Data:
     path = Path(cfg.data) if cfg.data else default_mocap_path()
-    sequences = load_sequences(path)
-    skeleton = load_unified()
-    clips = clips_from_sequences(sequences, load_topology(sequences.topology), skeleton)
+    sequences = read_sequence_set(path)
+    topology = load_topology(sequences.topology)
+    if topology.dims != 3:
+        raise ValueError(f"{path}: pretraining makes its 2D views from 3D sequences; {topology.name} is 2D")
+    clips = clips_from_sequences(sequences, topology, load_unified())
+    rng = np.random.default_rng(cfg.seed)
+
+    def subset(indices: np.ndarray) -> list[Clip]:
+        if cfg.max_sequences and len(indices) > cfg.max_sequences:
+            indices = np.sort(rng.permutation(indices)[: cfg.max_sequences])
+        return [clips[i] for i in indices]
+
+    if cfg.split:
+        from .formats import ntu_split
+
+        train, test = ntu_split(list(sequences.names), cfg.split)
+        return Data(subset(train), subset(test), list(sequences.label_names), str(path))
     styles = list(sequences.style_names)
 
-    def pick(names: list[str]) -> list[Clip]:
+    def by_style(names: list[str]) -> np.ndarray:
         unknown = set(names) - set(styles)
         if unknown:
             raise ValueError(f"styles {sorted(unknown)} are not in {path} (it has {styles})")
-        wanted = {styles.index(n) for n in names}
-        chosen = [c for c in clips if c.style in wanted]
-        if cfg.max_sequences:
-            rng = np.random.default_rng(cfg.seed)
-            chosen = [chosen[i] for i in sorted(rng.permutation(len(chosen))[: cfg.max_sequences])]
-        return chosen
+        wanted = [styles.index(n) for n in names]
+        return np.flatnonzero(np.isin([c.style for c in clips], wanted))
 
-    return Data(pick(cfg.train_styles), pick(cfg.test_styles), list(sequences.label_names), str(path))
+    return Data(subset(by_style(cfg.train_styles)), subset(by_style(cfg.test_styles)), list(sequences.label_names),
+                str(path))
 
 
 def build_model(cfg: TrainConfig, label_names: list[str]) -> HetSkelModel:
@@ -124,12 +149,16 @@ def save_checkpoint(path: Path, step: int, objective, optimizer) -> None:
 
 
 def pretrain(cfg: TrainConfig, run_dir: Path, data: Data | None = None, progress: bool = True) -> HetSkelModel:
-    """Train (or resume) in run_dir; returns the trained model. Writes run_dir/checkpoint.pt and log.jsonl."""
+    """Train (or resume) in run_dir; returns the trained model. Writes run_dir/checkpoint.pt and log.jsonl.
+
+    Under torchrun every process takes its share of each batch (DDP); bfloat16 autocast on CUDA when cfg.amp.
+    """
     torch.set_num_threads(cfg.threads)
+    where = placement()
     run_dir.mkdir(parents=True, exist_ok=True)
     data = data or load_data(cfg)
     model = build_model(cfg, data.label_names)
-    objective = OBJECTIVES[cfg.objective](model, **cfg.objective_args)
+    objective = OBJECTIVES[cfg.objective](model, **cfg.objective_args).to(where.device)
     optimizer = torch.optim.AdamW([p for p in objective.parameters() if p.requires_grad], lr=cfg.lr,
                                   weight_decay=cfg.weight_decay)
     maker = ViewMaker(load_unified(), model.cfg.window, model.cfg.fps, ViewSettings(**cfg.views))
@@ -141,39 +170,47 @@ def pretrain(cfg: TrainConfig, run_dir: Path, data: Data | None = None, progress
     checkpoint = run_dir / "checkpoint.pt"
     start = 0
     if checkpoint.exists():
-        state = torch.load(checkpoint, weights_only=False)
+        state = torch.load(checkpoint, weights_only=False, map_location=where.device)
         objective.load_state_dict(state["objective"])
         optimizer.load_state_dict(state["optimizer"])
         start = state["step"]
-    (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg.__dict__, sort_keys=False))
-
-    log = (run_dir / "log.jsonl").open("a", buffering=1)  # line-buffered: the log is readable while training
-    bar = tqdm(range(start, total), initial=start, total=total, disable=not progress, desc=cfg.objective,
-               dynamic_ncols=True)
+    trainer = wrap(objective, where)
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=cfg.amp and where.device.type == "cuda")
+    log = None
+    if where.main:
+        (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg.__dict__, sort_keys=False))
+        log = (run_dir / "log.jsonl").open("a", buffering=1)  # line-buffered: the log is readable while training
+    bar = tqdm(range(start, total), initial=start, total=total, disable=not (progress and where.main),
+               desc=cfg.objective, dynamic_ncols=True)
     objective.train()
     began = time.monotonic()
     for step in bar:
         torch.manual_seed(cfg.seed * 1_000_003 + step)
-        rng = np.random.default_rng([cfg.seed, step, 1])
-        idx = batch_indices(step, steps_per_epoch, len(data.train), batch, cfg.seed)
+        rng = np.random.default_rng([cfg.seed, step, 1, where.rank])
+        idx = batch_indices(step, steps_per_epoch, len(data.train), batch, cfg.seed)[where.rank::where.world]
         tensors = batch_tensors(maker.training_batch([data.train[i] for i in idx], rng, topology_index))
+        tensors = {k: v.to(where.device, non_blocking=True) for k, v in tensors.items()}
         for group in optimizer.param_groups:
             group["lr"] = lr_at(step, total, cfg)
-        loss, parts = objective(tensors)
+        with autocast:
+            loss, parts = trainer(tensors)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(objective.parameters(), 5.0)
         optimizer.step()
-        bar.set_postfix({k: f"{v:.3f}" for k, v in parts.items()})
-        log.write(json.dumps({"step": step + 1, "epoch": (step + 1) / steps_per_epoch, **parts}) + "\n")
-        if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == total:
-            log.flush()
-            save_checkpoint(checkpoint, step + 1, objective, optimizer)
-    log.close()
-    summary = {"steps": total, "resumed_from": start, "seconds": time.monotonic() - began,
-               "parameters": count_parameters(model), "train_sequences": len(data.train)}
-    (run_dir / "train_summary.json").write_text(json.dumps(summary, indent=2))
-    return model.eval()
+        if where.main:
+            bar.set_postfix({k: f"{v:.3f}" for k, v in parts.items()})
+            log.write(json.dumps({"step": step + 1, "epoch": (step + 1) / steps_per_epoch, **parts}) + "\n")
+            if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == total:
+                save_checkpoint(checkpoint, step + 1, objective, optimizer)
+    barrier(where)
+    if where.main:
+        log.close()
+        summary = {"steps": total, "resumed_from": start, "seconds": time.monotonic() - began,
+                   "parameters": count_parameters(model), "train_sequences": len(data.train),
+                   "processes": where.world, "device": str(where.device)}
+        (run_dir / "train_summary.json").write_text(json.dumps(summary, indent=2))
+    return model.cpu().eval()
 
 
 def read_log(run_dir: Path) -> list[dict]:

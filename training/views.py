@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from hetskel_ros.topology import Topology, UnifiedSkeleton, load_topology, normalize
+from hetskel_ros.topology import Topology, UnifiedSkeleton, load_topology, normalize, up_rotation
 from hetskel_ros.topology.window import interpolate_frames
 
 
@@ -39,8 +39,10 @@ def clips_from_sequences(sequences, topology: Topology, skeleton: UnifiedSkeleto
     """Map every native sequence of a SequenceSet into the unified skeleton once."""
     clips = []
     confidence = getattr(sequences, "confidence", None)  # readers of scored formats (NTU, PYSKL) carry one
+    to_y_up = up_rotation(topology.up).T.astype(np.float32)  # clips are Y-up whatever the sensor's convention
     for i, native in enumerate(sequences.sequences):
         unified, mask = topology.to_unified(native, None if confidence is None else confidence[i], unified=skeleton)
+        unified = np.where(mask[..., None], unified @ to_y_up, 0.0).astype(np.float32)
         clips.append(Clip(unified, mask, float(sequences.fps), int(sequences.labels[i]),
                           int(sequences.styles[i]) if sequences.styles is not None else -1, str(sequences.names[i])))
     return clips
