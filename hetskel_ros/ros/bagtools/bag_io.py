@@ -173,8 +173,10 @@ def ground_truth_topic(topics: dict[str, str], custom: dict[str, str]) -> str | 
     return None
 
 
-def read_bag(path: str | Path, topics: list[str] | None = None, *, with_truth: bool = True) -> BagContents:
-    """Messages of ``topics`` (default: every topic but the ground truth) in order, plus the ground truth."""
+def read_bag(path: str | Path, topics: list[str] | None = None, *, with_truth: bool = True,
+             every_topic: bool = False) -> BagContents:
+    """Messages of ``topics`` in order (default: every topic but the ground truth; ``every_topic``: all), plus the
+    ground truth per track (``with_truth``)."""
     path = Path(path)
     if not path.exists():
         raise BagError(f"bag {path} does not exist")
@@ -188,7 +190,7 @@ def read_bag(path: str | Path, topics: list[str] | None = None, *, with_truth: b
         metadata = bag_metadata(path)
         custom = {str(k): str(v) for k, v in (metadata.get("custom_data") or {}).items()}
         truth_topic = ground_truth_topic(all_topics, custom)
-        wanted = list(topics) if topics is not None else [t for t in all_topics if t != truth_topic]
+        wanted = list(topics) if topics is not None else [t for t in all_topics if every_topic or t != truth_topic]
         missing = [t for t in wanted if t not in all_topics]
         if missing:
             raise BagError(f"{path}: no topic(s) {missing}; the bag has {sorted(all_topics)}")

@@ -65,7 +65,7 @@ class BagPlayer(Node):
         if contents is None:
             if not self.bag_path:
                 raise ValueError("parameter 'bag' is required (a rosbag2 directory or .mcap/.db3 file)")
-            contents = read_bag(self.bag_path, [t for t in topics if t] or None, with_truth=False)
+            contents = read_bag(self.bag_path, [t for t in topics if t] or None, with_truth=False, every_topic=True)
         elif any(topics):
             contents = BagContents(contents.path, contents.storage,
                                    [m for m in contents.messages if m.topic in topics], contents.topics)
