@@ -86,7 +86,8 @@ def _add_play(sub: Any) -> None:
     p.add_argument("--no-clock", action="store_true", help="do not publish /clock")
     p.add_argument("--topics", nargs="*", default=[], help="topics to play (default: all)")
     p.add_argument("--remap", nargs="*", default=[], help="from:=to topic remappings")
-    p.add_argument("--wait-for", nargs="*", default=[], help="topics that need a subscriber before playing")
+    p.add_argument("--wait-for", nargs="*", default=["any"],
+                   help="topics that need a subscriber before playing ('any': some played topic; none: at once)")
 
 
 def parser() -> argparse.ArgumentParser:

@@ -6,7 +6,9 @@ Parameters: ``bag`` (directory or .mcap/.db3 file), ``rate`` (time factor, 2.0 =
 ``topics`` (which to play; [] = all), ``remap`` (["/from:=/to", ...], besides the usual ``--ros-args -r``),
 ``clock`` (publish rosgraph_msgs/Clock on ``/clock`` with the bag's time, for nodes run with use_sim_time:=true),
 ``clock_period_s`` (/clock ticks between messages), ``wait_for_subscribers`` (topics that must have a subscriber
-before playing starts, e.g. [/skeletons, /clock]) and ``wait_timeout_s``, ``start_delay_s``, ``exit_when_done``.
+before playing starts, e.g. [/skeletons, /clock]; the default [any]: some played topic, so a recognizer launched
+beside the player misses nothing; [] plays at once) and ``wait_timeout_s`` (then it plays anyway), ``start_delay_s``,
+``exit_when_done``.
 
 Messages go out as recorded (CDR bytes, no re-serialisation) on publishers of their own types; the header stamps
 are untouched, so a recognizer sees the capture times of the recording. With ``clock``, the first /clock is sent
@@ -29,6 +31,7 @@ from rosgraph_msgs.msg import Clock
 from hetskel_ros.ros.bagtools.bag_io import NS_PER_S, BagContents, BagError, read_bag
 from hetskel_ros.ros.msg_dict import message_class
 
+ANY = "any"  # wait_for_subscribers entry: until some played topic has a subscriber (a node started beside the player)
 CLOCK_SETTLE_S = 0.2  # after the first /clock, so sim-time nodes have the bag's time before the first message
 
 
@@ -55,8 +58,8 @@ class BagPlayer(Node):
         remap = list(self.declare_parameter("remap", [""]).value)
         self.clock = bool(self.declare_parameter("clock", True).value)
         self.clock_period_s = float(self.declare_parameter("clock_period_s", 0.05).value)
-        self.wait_for = [t for t in self.declare_parameter("wait_for_subscribers", [""]).value if t]
-        self.wait_timeout_s = float(self.declare_parameter("wait_timeout_s", 10.0).value)
+        self.wait_for = [t for t in self.declare_parameter("wait_for_subscribers", [ANY]).value if t]
+        self.wait_timeout_s = float(self.declare_parameter("wait_timeout_s", 30.0).value)
         self.start_delay_s = float(self.declare_parameter("start_delay_s", 0.0).value)
         self.exit_when_done = bool(self.declare_parameter("exit_when_done", True).value)
         autostart = bool(self.declare_parameter("autostart", True).value)
@@ -111,17 +114,22 @@ class BagPlayer(Node):
     def _wait_for_subscribers(self) -> bool:
         deadline = time.monotonic() + self.wait_timeout_s
         for topic in self.wait_for:
-            absolute = "/" + topic.lstrip("/")
-            publisher = self.clock_pub if absolute == "/clock" else self.publishers_by_topic.get(absolute)
-            if publisher is None:
-                self.get_logger().warning(f"wait_for_subscribers: '{topic}' is not played; not waiting for it")
-                continue
-            while publisher.get_subscription_count() == 0:
+            if topic == ANY:
+                publishers = list(self.publishers_by_topic.values())
+                what = "any played topic"
+            else:
+                absolute = "/" + topic.lstrip("/")
+                publisher = self.clock_pub if absolute == "/clock" else self.publishers_by_topic.get(absolute)
+                if publisher is None:
+                    self.get_logger().warning(f"wait_for_subscribers: '{topic}' is not played; not waiting for it")
+                    continue
+                publishers, what = [publisher], f"'{publisher.topic_name}'"
+            while not any(p.get_subscription_count() for p in publishers):
                 if self._stop.is_set():
                     return False
                 if time.monotonic() > deadline:
-                    self.get_logger().warning(f"no subscriber on '{publisher.topic_name}' after "
-                                              f"{self.wait_timeout_s:g} s; playing anyway")
+                    self.get_logger().warning(f"no subscriber on {what} after {self.wait_timeout_s:g} s; "
+                                              "playing anyway")
                     return True
                 time.sleep(0.02)
         return True
