@@ -12,6 +12,7 @@ track expiry checks. Bad input never stops the node: it is dropped and counted b
 
 from __future__ import annotations
 
+import logging
 import time
 import traceback
 from typing import Any
@@ -63,6 +64,23 @@ def action_array(decisions: list[Decision], stamp: float) -> ActionArray:
     return msg
 
 
+class RosLogHandler(logging.Handler):
+    """Python logging of the ROS-free layers (e.g. why a backend was skipped) -> this node's ROS logger."""
+
+    def __init__(self, ros_logger: Any) -> None:
+        super().__init__(level=logging.INFO)
+        self.ros_logger = ros_logger
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if record.levelno >= logging.ERROR:
+            self.ros_logger.error(message)
+        elif record.levelno >= logging.WARNING:
+            self.ros_logger.warning(message)
+        else:
+            self.ros_logger.info(message)
+
+
 class RecognizerNode(Node):
     """Subscriptions -> adapters -> Recognizer -> ActionArray, diagnostics and optional RViz markers."""
 
@@ -70,6 +88,8 @@ class RecognizerNode(Node):
         self.backend = None  # destroy_node may run on a half-built node
         self.adapters: dict[str, InputAdapter] = {}
         super().__init__(node_name, **kwargs)
+        self._log_bridge = RosLogHandler(self.get_logger())
+        logging.getLogger("hetskel_ros").addHandler(self._log_bridge)
         self.params: RecognizerParameters = declare_parameters(self)
         settings = self.params.node
         model_path = settings.model or str(default_bundle_path())
@@ -77,9 +97,7 @@ class RecognizerNode(Node):
         options: dict[str, Any] = {"device": settings.device, "precision": settings.precision}
         if settings.threads:
             options["threads"] = settings.threads
-        self.backend = load_backend(bundle, settings.backend_order(), **options)
-        for name, reason in self.backend.fallbacks:
-            self.get_logger().warning(f"inference backend {name} skipped: {reason}")
+        self.backend = load_backend(bundle, settings.backend_order(), **options)  # logs each skipped backend
         self.adapters = {cfg.name: adapter_class(cfg.kind)(cfg, self) for cfg in self.params.inputs}
         specs = [InputSpec(cfg.name, cfg.rate_hz, cfg.view_group, self.adapters[cfg.name].dims(),
                            self.adapters[cfg.name].prompt_topology) for cfg in self.params.inputs]
@@ -194,6 +212,7 @@ class RecognizerNode(Node):
 
     def destroy_node(self) -> None:
         """Release adapters and the backend, then the node (timers and subscriptions go with it)."""
+        logging.getLogger("hetskel_ros").removeHandler(self._log_bridge)
         for adapter in self.adapters.values():
             adapter.close()
         self.adapters = {}
