@@ -273,6 +273,9 @@ def run_live(bag: BagContents, *, config: str | Path | None = None, overrides: M
         wait_until(lambda: all(p.get_subscription_count() >= 2 for p in player.publishers_by_topic.values()),
                    RECOGNIZER_START_TIMEOUT_S, f"the recognizer's subscriptions on {sorted(frames)}",
                    recognizer.alive, recognizer.tail)
+        # and the recorder's side of the match (a reader drops samples of a writer it has not matched yet)
+        wait_until(lambda: all(s.get_publisher_count() > 0 for s in recorder.frame_subs), 10.0,
+                   "the recorder to see the player")
         if on_start is not None:
             on_start()
         began = time.monotonic()
