@@ -87,6 +87,24 @@ def test_bag_player_keeps_timing_stamps_and_drives_clock(ros, short_bag):
     assert all(b >= a for a, b in itertools.pairwise(clock))  # /clock never goes back within a pass
 
 
+def test_bag_player_loops_and_the_clock_jumps_back(ros, short_bag):
+    from rclpy.parameter import Parameter
+    from rosgraph_msgs.msg import Clock
+
+    from hetskel_ros.ros.bagtools.player import BagPlayer
+
+    listener = ros.node("loop_listener")
+    clocks: list[int] = []
+    listener.create_subscription(Clock, "/clock", lambda m: clocks.append(m.clock.sec * 10**9 + m.clock.nanosec), 500)
+    player = ros.add_node(BagPlayer(context=ros.context, parameter_overrides=[
+        Parameter("bag", value=str(short_bag)), Parameter("rate", value=20.0), Parameter("loop", value=True),
+        Parameter("wait_for_subscribers", value=["/clock"])]))
+    ros.wait_for(lambda: player.loops >= 2, 10.0, "two passes")
+    player.stop()
+    first = read_bag(short_bag).messages[0].timestamp_ns
+    assert clocks.count(first) >= 2  # each pass starts again at the bag's first stamp
+
+
 def test_bag_player_console_command_plays_and_exits(ros, short_bag):
     from hetskel_msgs.msg import ActionArray
 
