@@ -91,7 +91,7 @@ def _add_play(sub: Any) -> None:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="hetskel-bag", description=__doc__.split("\n\n")[0],
+    p = argparse.ArgumentParser(prog="hetskel-bag", description=__doc__.split("\n\n")[0].replace("``", ""),
                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n")[1])
     sub = p.add_subparsers(dest="command", required=True)
     _add_make(sub)
