@@ -3,7 +3,11 @@
 ``ros2 run hetskel_ros mediapipe_pose`` (or ``python -m hetskel_ros.ros.mediapipe_pose``).
 
 - Subscribes to ``sensor_msgs/Image`` on ``image_topic`` (rgb8, bgr8, mono8, rgba8, bgra8) and, unless empty,
-  ``sensor_msgs/CompressedImage`` on ``compressed_topic`` (anything OpenCV decodes), both with sensor-data QoS.
+  ``sensor_msgs/CompressedImage`` on ``compressed_topic`` (anything OpenCV decodes). ``image_qos``: ``reliable``
+  (default; keep-last 10, never blocks a publisher) matches publishers with the default QoS (video_source, most
+  drivers); ``best_effort`` also matches sensor-data publishers, but with Fast DDS's default configuration a
+  best-effort image of ~1 MB sent to another process is nearly always lost (measured here: 1-2 of 60 640x480 frames
+  arrived; 60 of 60 with reliable), so use it only with a tuned DDS or in the publisher's process.
 - Runs MediaPipe Pose (``mp.solutions.pose``, ``model_complexity`` 1: the model the mediapipe 0.10.21 wheel bundles,
   so it runs offline; tracking mode, i.e. ``static_image_mode`` False). MediaPipe Pose finds one person.
 - Publishes ``hetskel_msgs/SkeletonArray`` on ``skeletons_topic`` in the ``mediapipe_pose`` topology (33 image
@@ -37,7 +41,7 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from hetskel_msgs.msg import Skeleton, SkeletonArray
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
-from rclpy.qos import qos_profile_sensor_data
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 
@@ -50,6 +54,7 @@ BEHIND = "behind"
 ESTIMATOR_ERROR = "estimator_error"
 DROP_REASONS = (BEHIND, "corrupt_image", "unsupported_encoding", ESTIMATOR_ERROR)
 # mp.solutions.pose looks for these under mediapipe/modules/pose_landmark; it downloads missing ones (fails offline)
+IMAGE_QOS = {"reliable": ReliabilityPolicy.RELIABLE, "best_effort": ReliabilityPolicy.BEST_EFFORT}
 MODEL_FILES = {0: "pose_landmark_lite.tflite", 1: "pose_landmark_full.tflite", 2: "pose_landmark_heavy.tflite"}
 
 
@@ -58,6 +63,7 @@ class PoseNodeConfig:
     """The node's parameters (names equal the ROS parameter names)."""
 
     image_topic: str = "image"
+    image_qos: str = "reliable"  # or "best_effort" (module docstring)
     compressed_topic: str = "image/compressed"  # "" turns the CompressedImage subscription off
     skeletons_topic: str = "mediapipe/skeletons"
     world_topic: str = "mediapipe/world_skeletons"  # "" turns the world skeletons off
@@ -72,6 +78,7 @@ class PoseNodeConfig:
         """Errors name the parameter, so a wrong launch file is found at start-up."""
         checks: dict[str, tuple[bool, str]] = {
             "image_topic": (bool(self.image_topic), "a topic name"),
+            "image_qos": (self.image_qos in IMAGE_QOS, "'reliable' or 'best_effort'"),
             "skeletons_topic": (bool(self.skeletons_topic), "a topic name"),
             "model_complexity": (self.model_complexity in MODEL_FILES, "0, 1 or 2"),
             "min_detection_confidence": (0.0 <= self.min_detection_confidence <= 1.0, "in [0, 1]"),
@@ -318,8 +325,14 @@ class MediaPipePoseNode(Node):
             self.create_publisher(SkeletonArray, self.config.world_topic, 10) if self.config.world_topic else None
         )
         self.diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        # The callback is O(1), so the executor drains the reader and skipped frames are counted here as "behind".
+        # Only when the whole process is starved of CPU does the reader's keep-last history overflow: DDS drops
+        # those frames before the node sees them (Fast DDS reports no event for it), bounded memory either way.
+        image_qos = QoSProfile(
+            history=HistoryPolicy.KEEP_LAST, depth=10, reliability=IMAGE_QOS[self.config.image_qos]
+        )
         self.image_sub = self.create_subscription(
-            Image, self.config.image_topic, lambda msg: self._receive(Frame(msg, False)), qos_profile_sensor_data
+            Image, self.config.image_topic, lambda msg: self._receive(Frame(msg, False)), image_qos
         )
         self.compressed_sub = None
         if self.config.compressed_topic:
@@ -327,7 +340,7 @@ class MediaPipePoseNode(Node):
                 CompressedImage,
                 self.config.compressed_topic,
                 lambda msg: self._receive(Frame(msg, True)),
-                qos_profile_sensor_data,
+                image_qos,
             )
         self.diagnostics_timer = self.create_timer(self.config.diagnostics_period_s, self.publish_diagnostics)
         self._worker = threading.Thread(target=self._work, name=f"{node_name}-worker", daemon=True)
