@@ -65,8 +65,8 @@ class PoseNodeConfig:
     image_topic: str = "image"
     image_qos: str = "reliable"  # or "best_effort" (module docstring)
     compressed_topic: str = "image/compressed"  # "" turns the CompressedImage subscription off
-    skeletons_topic: str = "mediapipe/skeletons"
-    world_topic: str = "mediapipe/world_skeletons"  # "" turns the world skeletons off
+    skeletons_topic: str = "skeletons"  # recognize.launch.py rgb:=true remaps it to rgb/skeletons
+    world_topic: str = "world_skeletons"  # "" turns the world skeletons off
     model_complexity: int = 1
     min_detection_confidence: float = 0.5
     min_tracking_confidence: float = 0.5
