@@ -182,7 +182,16 @@ def end_to_end_case(settings: BenchSettings) -> list[dict]:
     return run_case(settings)
 
 
-CASES: dict[str, Callable[[BenchSettings], list[dict]]] = {"model": model_case, "end_to_end": end_to_end_case}
+def mediapipe_pose_case(settings: BenchSettings) -> list[dict]:
+    """MediaPipe Pose's time per frame as the mediapipe_pose node runs it (hetskel_ros.ros.bench_mediapipe; mediapipe
+    is imported only when this case runs)."""
+    from hetskel_ros.ros.bench_mediapipe import mediapipe_pose_case as run_case
+
+    return run_case(settings)
+
+
+CASES: dict[str, Callable[[BenchSettings], list[dict]]] = {"model": model_case, "end_to_end": end_to_end_case,
+                                                           "mediapipe_pose": mediapipe_pose_case}
 
 
 def comparisons(rows: list[dict], default_threads: dict[str, int] | None = None) -> list[dict]:
