@@ -127,10 +127,11 @@ def test_bad_parameters_name_what_is_wrong(ros: RosHarness, tmp_path: Path) -> N
 
 def test_command_ends_by_itself_and_names_a_missing_file(video: Path, tmp_path: Path) -> None:
     base = [sys.executable, "-m", "hetskel_ros.ros.video_source", "--ros-args", "-r", "__node:=vs_command"]
-    done = subprocess.run([*base, "-p", f"source:={video}", "-p", "rate:=300.0"], cwd=REPO_ROOT,
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run([*base, "-p", f"source:={video}", "-p", "rate:=300.0", "-p", "wait_timeout_s:=0.5"],
+                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert f"{FRAMES} frame(s) published" in done.stderr + done.stdout
+    log = done.stderr + done.stdout
+    assert "0 of 1 subscriber(s) after 0.5 s; publishing anyway" in log and f"{FRAMES} frame(s) published" in log
     missing = subprocess.run([*base, "-p", f"source:={tmp_path / 'gone.mp4'}"], cwd=REPO_ROOT,
                              capture_output=True, text=True, timeout=60)
     assert missing.returncode == 1

@@ -11,8 +11,9 @@ Parameters:
   actions keep their speed downstream even when ``rate`` plays the file faster or slower. ``clock`` stamps each
   frame with the ROS clock when it is read (always used for cameras, whose frames are captured live).
 - ``loop``: start the file again at its end (stamps keep increasing). ``max_frames``: stop after this many (0: no
-  limit). ``wait_for_subscribers``: hold the first frame until this many subscribers are matched (frames sent
-  before DDS matched a subscriber are lost), at most ``wait_timeout_s``.
+  limit). ``wait_for_subscribers`` (files only: a camera is live and starts at once): hold the first frame until
+  this many subscribers are matched (frames sent before DDS matched a subscriber are lost, e.g. while
+  mediapipe_pose loads its model), at most ``wait_timeout_s``, then publish anyway.
 
 At the end of a file (without ``loop``) or of ``max_frames`` the node logs the count and ``main`` exits with 0;
 Ctrl-C ends it cleanly too. Publishing runs in its own thread, paced on the monotonic wall clock.
@@ -54,7 +55,7 @@ class VideoSourceConfig:
     stamp: str = "file"
     loop: bool = False
     max_frames: int = 0
-    wait_for_subscribers: int = 0
+    wait_for_subscribers: int = 1
     wait_timeout_s: float = 10.0
 
     def __post_init__(self) -> None:
@@ -146,6 +147,8 @@ class VideoSource(Node):
         return frame if ok else None
 
     def _wait_for_subscribers(self) -> None:
+        if self.config.is_camera:
+            return
         deadline = time.monotonic() + self.config.wait_timeout_s
         while self.publisher.get_subscription_count() < self.config.wait_for_subscribers:
             if time.monotonic() > deadline:
