@@ -8,8 +8,6 @@ fusion: Gemm+activation, LayerNorm, GELU, MatMul+scale), sequential execution (t
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 
 from hetskel_ros.model.bundle import Bundle
@@ -17,14 +15,14 @@ from hetskel_ros.runtime.base import OUTPUT_NAMES, Backend, BackendError, Backen
 
 
 def default_threads() -> int:
-    """Intra-op threads when none are configured: one per usable core, at most 2.
+    """Intra-op threads when none are configured: 1.
 
     Measured on the small model, 2-core machine (bench/README.md): with both cores idle, 2 threads cut batch-1 p50
-    from 2.7 to 2.2 ms; beyond 2, hand-offs outweigh the gain for matrices this small. When another process keeps
-    a core busy, a second thread makes every call wait for it (p50 7.4 ms against 3.0 ms with 1 thread): on a
-    robot whose CPU is loaded by other nodes, set ``threads=1``.
+    from 2.7 to 2.2 ms, but when another process keeps a core busy (a robot running other nodes; this machine
+    running other jobs) a second thread makes every call wait for it: p50 7-10 ms and p99 25-60 ms, against
+    2.6 ms and 11 ms with one thread. Set ``threads`` higher for large batches on cores known to be idle.
     """
-    return max(1, min(2, len(os.sched_getaffinity(0))))
+    return 1
 
 
 class OnnxRuntimeBackend(Backend):
