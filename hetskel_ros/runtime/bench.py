@@ -214,7 +214,8 @@ def comparisons(rows: list[dict], default_threads: dict[str, int] | None = None)
         ratio = ort["batch1"]["p50_ms"] / eager["batch1"]["p50_ms"]
         entry = {"size": ort["size"], "basis": basis, "onnxruntime_threads": ort["threads"],
                  "torch_threads": eager["threads"], "onnxruntime_p50_ms": ort["batch1"]["p50_ms"],
-                 "torch_p50_ms": eager["batch1"]["p50_ms"], "onnxruntime_over_torch_p50": _r(ratio)}
+                 "torch_p50_ms": eager["batch1"]["p50_ms"], "onnxruntime_over_torch_p50": _r(ratio),
+                 "onnxruntime_over_torch_cpu_p50": _r(ort["batch1"]["cpu_p50_ms"] / eager["batch1"]["cpu_p50_ms"])}
         key = next((k for k in ort if k.startswith("batch") and k != "batch1"), None)
         if key:
             entry["onnxruntime_over_torch_throughput"] = _r(ort[key]["samples_per_s"] / eager[key]["samples_per_s"])
@@ -307,8 +308,8 @@ def summary(path: Path) -> str:
     for c in report["comparisons"]:
         goal = f"  goal ({c['goal']}): {'met' if c['goal_met'] else 'NOT met'}" if "goal" in c else ""
         lines.append(f"  {c['size']:6} {c['basis']} (onnxruntime {c['onnxruntime_threads']}, torch "
-                     f"{c['torch_threads']} threads): onnxruntime/torch p50 = {c['onnxruntime_over_torch_p50']:.3f}"
-                     f"{goal}")
+                     f"{c['torch_threads']} threads): onnxruntime/torch p50 = {c['onnxruntime_over_torch_p50']:.3f} "
+                     f"(CPU time {c['onnxruntime_over_torch_cpu_p50']:.3f}){goal}")
     return "\n".join(lines)
 
 
