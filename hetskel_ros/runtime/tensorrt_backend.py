@@ -116,10 +116,15 @@ class TensorRTBackend(Backend):
         log.info("TensorRT: building a %s engine for %s on %s (%s); this takes a while once, later starts load it",
                  self.precision, self.bundle.path or "the bundle", self.gpu_name, reason)
         blob = build_engine(self._trt, self._logger, self.bundle.onnx, self.key, self.options.workspace_mb)
-        path = self.cache.store(self.key, blob)
-        for stale in self.cache.superseded(self.key):
-            log.info("TensorRT: removing %s (built by another TensorRT version)", stale)
-            self.cache.remove(stale)
+        try:
+            path = self.cache.store(self.key, blob)
+            for stale in self.cache.superseded(self.key):
+                log.info("TensorRT: removing %s (built by another TensorRT version)", stale)
+                self.cache.remove(stale)
+        except OSError as exc:  # a read-only home on a robot: run anyway, build again next start
+            log.warning("TensorRT: could not cache the engine in %s (%s); it will be rebuilt next start",
+                        self.cache.root, exc)
+            path = None
         engine = runtime.deserialize_cuda_engine(blob)
         if engine is None:
             raise BackendError("TensorRT could not deserialise the engine it just built")
