@@ -5,7 +5,8 @@ faster than real time), ActionArray received.
   messages (what `hetskel-bag eval` relies on), with the untrained stand-in model.
 * Accuracy: with the shipped model (models/default.hetskel; skipped, saying so, when absent) the labels match the
   sequences' actions at the accuracy its report promises (models/default.report.json, "deployed_head" top-1 for 3D
-  input, minus a tolerance for the smaller test subset). The report's protocol is sequence-level (mean over a
+  input, minus a tolerance for the smaller test subset; HETSKEL_ACCURACY_BUNDLE checks another bundle against the
+  .report.json beside it). The report's protocol is sequence-level (mean over a
   sequence's windows), so each track's published window scores are averaged the same way.
 Data: held-out "youthful" style of the Bandai Namco Research Motion Dataset (Bandai Namco Research Inc.),
 CC BY-NC 4.0: the full set beside the repository when present, else the shipped sample.
@@ -14,8 +15,9 @@ CC BY-NC 4.0: the full set beside the repository when present, else the shipped 
 from __future__ import annotations
 
 import json
+import os
 import threading
-import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -26,9 +28,10 @@ from hetskel_ros.topology.sequences import SequenceSet, default_mocap_path, load
 
 FPS = 30.0
 START = 1000.0
-PER_LABEL = 3  # sequences per action (the sample has 2: it then gives 2)
-TOLERANCE = 0.10  # top-1 below the report's figure still accepted: a 30-sequence subset of its 401
-PACE_S = 0.0015  # between messages: ~20x real time for one person
+PER_LABEL = 10  # sequences per action (the shipped sample has 2: it then gives 2)
+TOLERANCE = 0.10  # top-1 below the report's figure still accepted (a fixed 100-sequence subset of its 401, and
+#                   windows that start padded, which the report's end-aligned windows rarely are: measured -0.03)
+BACKLOG = 300  # messages the node may have queued before the next frame is sent (its history holds 1000)
 
 
 def held_out_subset(per_label: int = PER_LABEL) -> SequenceSet:
@@ -44,15 +47,14 @@ def held_out_subset(per_label: int = PER_LABEL) -> SequenceSet:
     return data.subset(chosen)
 
 
-def skeleton_messages(data: SequenceSet) -> list:
-    """Every person as its own Skeleton message, all sequences at once (track_id = index + 1), in stamp order."""
-    messages = []
+def skeleton_frames(data: SequenceSet) -> list[list]:
+    """Per frame time, every person as its own Skeleton message: all sequences at once (track_id = index + 1)."""
+    frames = []
     for k in range(max(len(s) for s in data.sequences)):
         stamp = START + k / FPS
-        for i, sequence in enumerate(data.sequences):
-            if k < len(sequence):
-                messages.append(skeleton_msg(data.topology, sequence[k], stamp, track_id=i + 1, frame_id="mocap"))
-    return messages
+        frames.append([skeleton_msg(data.topology, sequence[k], stamp, track_id=i + 1, frame_id="mocap")
+                       for i, sequence in enumerate(data.sequences) if k < len(sequence)])
+    return frames
 
 
 def node_overrides(model: str, tracks: int) -> list:
@@ -65,7 +67,7 @@ def node_overrides(model: str, tracks: int) -> list:
             Parameter("inputs.mocap.kind", value="skeleton"), Parameter("inputs.mocap.topology", value="bandai_mocap")]
 
 
-def run_live(ros, model: str, messages: list, tracks: int):
+def run_live(ros, model: str, frames: list[list], tracks: int):
     """Start the node, publish, collect every Action until all windows came back. Returns (node, actions)."""
     from hetskel_msgs.msg import ActionArray, Skeleton
     from rclpy.qos import QoSProfile, ReliabilityPolicy
@@ -85,16 +87,19 @@ def run_live(ros, model: str, messages: list, tracks: int):
     publisher = probe.create_publisher(Skeleton, "mocap/skeleton", 1000)
     ros.wait_for_subscribers(publisher)
     ros.wait_for(lambda: probe.count_publishers("actions") >= 1, what="the node's actions publisher")
-    for msg in messages:
-        publisher.publish(msg)
-        time.sleep(PACE_S)
-    ros.wait_for(lambda: node.recognizer.counters["mocap"].observations == len(messages), 30.0,
-                 f"all {len(messages)} skeletons received")
+    sent = 0
+    for frame in frames:  # faster than real time, but never more than BACKLOG ahead of the node
+        for msg in frame:
+            publisher.publish(msg)
+        sent += len(frame)
+        ros.wait_for(lambda sent=sent: sent - node.recognizer.counters["mocap"].messages <= BACKLOG, 30.0, "node")
+    ros.wait_for(lambda: node.recognizer.counters["mocap"].observations == sent, 30.0,
+                 f"all {sent} skeletons received")
     ros.wait_for(lambda: len(actions) == node.recognizer.events["windows"], 30.0, "every window's action")
     return node, actions
 
 
-def offline_decisions(model: str, messages: list) -> list:
+def offline_decisions(model: str, frames: list[list]) -> list:
     """The same messages through the same adapter and Recognizer, without ROS in between."""
     from hetskel_ros.model.bundle import load_bundle
     from hetskel_ros.ros.adapters import InputConfig
@@ -107,7 +112,7 @@ def offline_decisions(model: str, messages: list) -> list:
                             RecognizerConfig(smoothing=0.0, top_k=10, threshold=0.0, max_tracks=64))
     adapter = SkeletonAdapter(InputConfig("mocap", "mocap/skeleton", "skeleton", topology="bandai_mocap"))
     decisions = []
-    for msg in messages:
+    for msg in (m for frame in frames for m in frame):
         observations = adapter.convert(msg)
         recognizer.observe("mocap", observations, observations[0].stamp)
         decisions += recognizer.step(observations[0].stamp)
@@ -120,10 +125,10 @@ def seconds(t) -> float:
 
 def test_live_node_and_offline_replay_give_the_same_labels(ros):
     data = held_out_subset(per_label=1)
-    messages = skeleton_messages(data)
+    frames = skeleton_frames(data)
     model = str(stand_in_bundle_path())
-    _, live = run_live(ros, model, messages, len(data))
-    offline = offline_decisions(model, messages)
+    _, live = run_live(ros, model, frames, len(data))
+    offline = offline_decisions(model, frames)
     assert len(live) == len(offline) >= 2 * len(data)
     key = lambda x: (round(x[0], 6), x[1])  # noqa: E731
     live_rows = sorted(((seconds(a.header.stamp), a.track_id, a.label, [h.score for h in a.hypotheses]) for a in live),
@@ -135,14 +140,14 @@ def test_live_node_and_offline_replay_give_the_same_labels(ros):
 
 
 def test_shipped_model_recognises_held_out_mocap_over_ros(ros):
-    path = default_bundle_path()
+    path = Path(os.environ.get("HETSKEL_ACCURACY_BUNDLE") or default_bundle_path())  # another model: its own report
     report_path = path.with_suffix(".report.json")
     if not path.is_file() or not report_path.is_file():
         pytest.skip(f"the shipped model {path} (and its report {report_path.name}) is not there yet: "
                     "train it with `hetskel-train report`")
     promised = json.loads(report_path.read_text())["deployed_head"]["top1"]["3d"]
     data = held_out_subset()
-    node, actions = run_live(ros, str(path), skeleton_messages(data), len(data))
+    node, actions = run_live(ros, str(path), skeleton_frames(data), len(data))
     labels = node.recognizer.labels
     classes = len(labels)
     sums = np.zeros((len(data), classes))
