@@ -164,3 +164,61 @@ def test_shipped_model_recognises_held_out_mocap_over_ros(ros):
     print(f"\nshipped model over ROS: sequence top-1 {top1:.3f} on {len(data)} held-out sequences "
           f"(report promises {promised:.3f}); window top-1 {np.mean(window_hits):.3f} over {len(actions)} windows")
     assert top1 >= promised - TOLERANCE
+
+
+def coco_pixels(sequence: np.ndarray, topology_name: str) -> np.ndarray:
+    """The 3D mocap clip seen by a pinhole camera 4 m in front of it, as COCO-17 native pixel arrays (NaN where
+    COCO has a joint the mocap lacks), the way a 2D pose estimator on the same rig would report it."""
+    from hetskel_ros.topology import load_topology, load_unified
+
+    skeleton, coco = load_unified(), load_topology("coco17")
+    unified, mask = load_topology(topology_name).to_unified(sequence)
+    root = unified[0, skeleton.root_index]
+    camera = (unified - root) * np.array([1.0, -1.0, 1.0], np.float32) + np.array([0.0, 0.0, 4.0], np.float32)
+    camera[~mask] = (0.0, 0.0, 1.0)
+    pixels = 600.0 * camera[..., :2] / camera[..., 2:3] + np.array([320.0, 240.0], np.float32)
+    native = np.full((len(sequence), coco.num_joints, 2), np.nan, np.float32)
+    for j, name in enumerate(coco.joints):
+        target = coco.canonical.get(name)
+        if target in skeleton.names:
+            index = skeleton.index(target)
+            native[:, j] = np.where(mask[:, index, None], pixels[:, index], np.nan)
+    return native
+
+
+def test_a_depth_view_and_an_rgb_view_of_one_person_are_fused(ros):
+    """Inputs in one view_group over DDS: the person both views see comes out once, as "fused"."""
+    from hetskel_msgs.msg import ActionArray, Skeleton
+    from rclpy.parameter import Parameter
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+
+    from hetskel_ros.ros.recognizer_node import RecognizerNode
+
+    data = held_out_subset(per_label=1)
+    clip = data.sequences[7]
+    pixels = coco_pixels(clip, data.topology)
+    overrides = [Parameter("model", value=str(stand_in_bundle_path())), Parameter("backend", value="onnxruntime"),
+                 Parameter("inputs.names", value=["depth", "rgb"]),
+                 Parameter("inputs.depth.topic", value="fusion/depth"),
+                 Parameter("inputs.depth.kind", value="skeleton"),
+                 Parameter("inputs.depth.topology", value="bandai_mocap"),
+                 Parameter("inputs.depth.view_group", value="rig"),
+                 Parameter("inputs.rgb.topic", value="fusion/rgb"), Parameter("inputs.rgb.kind", value="skeleton"),
+                 Parameter("inputs.rgb.topology", value="coco17"), Parameter("inputs.rgb.view_group", value="rig")]
+    node = ros.add_node(RecognizerNode(context=ros.context, parameter_overrides=overrides))
+    probe = ros.node("fusion_probe")
+    actions = []
+    probe.create_subscription(ActionArray, "actions", lambda msg: actions.extend(msg.actions),
+                              QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE))
+    depth = probe.create_publisher(Skeleton, "fusion/depth", 100)
+    rgb = probe.create_publisher(Skeleton, "fusion/rgb", 100)
+    ros.wait_for_subscribers(depth)
+    ros.wait_for_subscribers(rgb)
+    for k in range(len(clip)):
+        stamp = START + k / FPS
+        rgb.publish(skeleton_msg("coco17", pixels[k], stamp, track_id=2, frame_id="camera"))
+        depth.publish(skeleton_msg(data.topology, clip[k], stamp, track_id=2, frame_id="camera"))
+        ros.wait_for(lambda k=k: node.recognizer.counters["depth"].messages > k, 10.0, "node")
+    ros.wait_for(lambda: len(actions) == node.recognizer.events["windows"] > 0, 10.0, "actions")
+    assert {(a.source, a.track_id) for a in actions} == {("fused", 2)}
+    assert node.recognizer.events["windows_fused"] == len(actions) >= 3
