@@ -172,11 +172,8 @@ class RecognizerNode(Node):
 
     def on_expiry_timer(self) -> None:
         """Free tracks nobody has seen for track_timeout_s (also notices the ROS clock jumping back)."""
-        now = self.now_s()
-        if self.recognizer.pending:  # windows left by a failed step: try again
-            self.run_step(now)
         try:
-            self.recognizer.expire(now)
+            self.run_step(self.now_s())  # step(): clock check, expiry, and any window still pending
         except Exception as exc:
             self._internal_error("recognizer", f"track expiry failed: {exc!r}")
         live = set(self.recognizer.track_keys())

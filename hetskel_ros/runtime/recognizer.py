@@ -473,7 +473,11 @@ class Recognizer:
         inputs["t3d"] = inputs["t3d"].astype(np.int64)
         inputs["t2d"] = inputs["t2d"].astype(np.int64)
         began = time.perf_counter()
-        _, scores = self.backend.infer(inputs)
+        try:
+            _, scores = self.backend.infer(inputs)
+        except Exception:
+            self.events["windows_dropped"] += len(batch)  # counted, then the caller reports the error
+            raise
         self.latencies_s.append(time.perf_counter() - began)
         self.batch_sizes.append(len(batch))
         self.events["batches"] += 1
