@@ -15,6 +15,7 @@ from launch.actions import DeclareLaunchArgument
 from launch.conditions import IfCondition, UnlessCondition
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution, PythonExpression
 from launch_ros.actions import Node
+from launch_ros.parameter_descriptions import ParameterValue
 from launch_ros.substitutions import FindPackageShare
 
 PACKAGE = "hetskel_ros"
@@ -28,7 +29,9 @@ def generate_launch_description() -> LaunchDescription:
     use_sim_time = LaunchConfiguration("use_sim_time")
     rgb = LaunchConfiguration("rgb")
     bag = LaunchConfiguration("bag")
-    overrides = {"model": LaunchConfiguration("model"), "backend": LaunchConfiguration("backend"),
+    # model and backend stay strings whatever they look like (a path "1.hetskel" is not a number)
+    overrides = {"model": ParameterValue(LaunchConfiguration("model"), value_type=str),
+                 "backend": ParameterValue(LaunchConfiguration("backend"), value_type=str),
                  "use_sim_time": use_sim_time}
 
     arguments = [
@@ -54,13 +57,14 @@ def generate_launch_description() -> LaunchDescription:
                           parameters=[config, rgb_config, overrides], output="screen", emulate_tty=True,
                           condition=IfCondition(rgb))
     video_source = Node(package=PACKAGE, executable="video_source", name="video_source", namespace=namespace,
-                        parameters=[{"source": LaunchConfiguration("video"), "use_sim_time": use_sim_time}],
+                        parameters=[{"source": ParameterValue(LaunchConfiguration("video"), value_type=str),
+                                     "use_sim_time": use_sim_time}],
                         remappings=[("image", "rgb/image")], output="screen", condition=IfCondition(rgb))
     mediapipe_pose = Node(package=PACKAGE, executable="mediapipe_pose", name="mediapipe_pose", namespace=namespace,
                           parameters=[{"use_sim_time": use_sim_time}],
                           remappings=[("image", "rgb/image"), ("skeletons", "rgb/skeletons")], output="screen",
                           condition=IfCondition(rgb))
     bag_player = Node(package=PACKAGE, executable="bag_player", name="bag_player", namespace=namespace,
-                      parameters=[{"bag": bag}], output="screen",
+                      parameters=[{"bag": ParameterValue(bag, value_type=str)}], output="screen",
                       condition=IfCondition(PythonExpression(["'", bag, "' != ''"])))
     return LaunchDescription([*arguments, recognizer, recognizer_rgb, video_source, mediapipe_pose, bag_player])

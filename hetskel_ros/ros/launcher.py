@@ -41,7 +41,7 @@ class NodeProcess:
     executable: str
     name: str
     params_files: tuple[str, ...] = ()
-    parameters: dict[str, str] = field(default_factory=dict)
+    parameters: dict[str, str | bool] = field(default_factory=dict)
     remappings: tuple[tuple[str, str], ...] = ()
 
     def ros_args(self, namespace: str) -> list[str]:
@@ -51,10 +51,18 @@ class NodeProcess:
         for path in self.params_files:
             args += ["--params-file", path]
         for key, value in self.parameters.items():
-            args += ["-p", f"{key}:={value}"]
+            args += ["-p", f"{key}:={yaml_value(value)}"]
         for source, target in self.remappings:
             args += ["-r", f"{source}:={target}"]
         return args
+
+
+def yaml_value(value: str | bool) -> str:
+    """A -p value as rcl reads it (YAML): booleans as such, everything else a quoted string, so a camera index "0"
+    or a path that looks like a number stays a string (the launch file does the same with ParameterValue(str))."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return "'" + str(value).replace("'", "''") + "'"
 
 
 def parser() -> argparse.ArgumentParser:
@@ -95,7 +103,7 @@ def plan(args: argparse.Namespace) -> list[NodeProcess]:
     for path in [args.config] + ([args.rgb_config] if is_true(args.rgb) else []):
         if not Path(path).is_file():
             raise SystemExit(f"hetskel-launch: parameter file {path} does not exist")
-    sim_time = "true" if is_true(args.use_sim_time) else "false"
+    sim_time = is_true(args.use_sim_time)
     overrides = {"use_sim_time": sim_time}
     overrides.update({k: v for k, v in (("model", args.model), ("backend", args.backend)) if v})
     files = (args.config, args.rgb_config) if is_true(args.rgb) else (args.config,)
