@@ -66,7 +66,9 @@ def demo_bag(people: int, seed: int, cache: Path | None = None) -> tuple[Path, b
 
 
 class LiveLabels:
-    """Prints each person's latest label on one line while the bag plays (a line per few seconds if not a tty)."""
+    """Prints each person's latest label on one line while the bag plays (a line per few seconds if not a tty),
+    marked right or wrong against what its window saw (the window's most frequent ground-truth label; "unknown"
+    is right for an idle person)."""
 
     def __init__(self, bag: BagContents, rate: float, stream=sys.stdout):
         self.bag = bag
@@ -93,12 +95,14 @@ class LiveLabels:
         self.started = time.monotonic()
         self._thread.start()
 
-    def truth_at(self, track_id: int, stamp: float) -> str:
-        truth = self.bag.truth.get(track_id)
+    def truth_of(self, p: Prediction) -> str:
+        """What the window saw: the most frequent ground-truth label between its first and last frame."""
+        truth = self.bag.truth.get(p.track_id)
         if truth is None:
             return ""
-        index = int(np.searchsorted(truth.stamps, stamp + 1e-6, side="right")) - 1
-        return truth.labels[max(index, 0)]
+        lo, hi = np.searchsorted(truth.stamps, [p.window_start - 1e-6, p.stamp + 1e-6])
+        seen = truth.labels[lo:max(hi, lo + 1)]
+        return max(set(seen), key=seen.count)
 
     def line(self) -> str:
         elapsed = (time.monotonic() - self.started) * self.rate if self.started else 0.0
@@ -110,7 +114,7 @@ class LiveLabels:
             if p is None:
                 parts.append(f"person {track_id}: ...")
                 continue
-            truth = self.truth_at(track_id, p.stamp)
+            truth = self.truth_of(p)
             right = (p.label == truth) or (is_background(p.label) and is_background(truth))
             parts.append(f"person {track_id}: {p.label} {p.score:.2f} {self.marks[0] if right else self.marks[1]}")
         return f"t={min(elapsed, self.bag.duration_s):5.1f}s  " + " | ".join(parts)
