@@ -112,12 +112,24 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+def write_outputs(cfg: TrainConfig, model, data: Data, results: dict, run_dir: Path, out: Path) -> None:
+    """The bundle, and beside it its report (JSON + Markdown), training config and plots."""
+    head = results.pop("_head")
+    save_bundle(make_bundle(model, data, head, provenance(cfg, data, results, run_dir)), out)
+    metrics.write_report(results, out.with_suffix(".report.json"), out.with_suffix(".report.md"),
+                         label_names=data.label_names, title=f"hetskel_ros model report: {out.name}")
+    (out.parent / f"{out.stem}.train.yaml").write_text(yaml.safe_dump(cfg.__dict__, sort_keys=False))
+    plot_loss(run_dir, out.parent / f"{out.stem}_plots" / "loss.png")
+    print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB) and {out.with_suffix('.report.md')}")
+
+
 def cmd_export(args) -> int:
-    run_dir = Path(args.run_dir)
+    """Evaluate a trained run and write its bundle and report (no baseline, no ablations)."""
+    run_dir, out = Path(args.run_dir), Path(args.out)
     cfg, model, data = load_run(run_dir)
-    results = evaluate(model, data, run_dir / "eval", seed=cfg.seed)
-    path = save_bundle(make_bundle(model, data, results["_head"], provenance(cfg, data, results, run_dir)), args.out)
-    print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
+    results = evaluate(model, data, out.parent / f"{out.stem}_plots", seed=cfg.seed)
+    results["training"] = json.loads((run_dir / "train_summary.json").read_text())
+    write_outputs(cfg, model, data, results, run_dir, out)
     return 0
 
 
@@ -131,18 +143,12 @@ def cmd_report(args) -> int:
     _, model, _ = load_run(run_dir / "pretrain", data)
     results = evaluate(model, data, out.parent / f"{out.stem}_plots", seed=cfg.seed)
     results["training"] = json.loads((run_dir / "pretrain" / "train_summary.json").read_text())
-    plot_loss(run_dir / "pretrain", out.parent / f"{out.stem}_plots" / "loss.png")
     if not args.no_baseline:
         results["supervised_baseline"] = supervised_baseline(cfg, data, run_dir / "supervised", not args.quiet)
     for name in [] if args.no_ablations else ABLATIONS:
         results[f"ablation_{name}"] = ablation(cfg, data, name, run_dir / name, not args.quiet)
-    head = results.pop("_head")
     results["report_seconds"] = time.monotonic() - began
-    save_bundle(make_bundle(model, data, head, provenance(cfg, data, results, run_dir / "pretrain")), out)
-    metrics.write_report(results, out.with_suffix(".report.json"), out.with_suffix(".report.md"),
-                         label_names=data.label_names, title=f"hetskel_ros model report: {out.name}")
-    (out.parent / f"{out.stem}.train.yaml").write_text(yaml.safe_dump(cfg.__dict__, sort_keys=False))
-    print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB) and {out.with_suffix('.report.md')}")
+    write_outputs(cfg, model, data, results, run_dir / "pretrain", out)
     return 0
 
 
