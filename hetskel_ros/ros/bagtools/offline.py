@@ -148,24 +148,27 @@ class OfflinePipeline:
         return {"/" + cfg.topic.lstrip("/"): cfg.name for cfg in self.parameters.inputs}
 
     def handle(self, input_name: str, msg: Any, now: float) -> list[Decision]:
-        """One message, as RecognizerNode.on_message handles it."""
-        self._expire_until(now)
+        """One message, as RecognizerNode.on_message handles it (after the node's timer ticks due before it)."""
+        decisions = self._timer_until(now)
         recognizer = self.recognizer
         recognizer.count_message(input_name)
         observations, rejected = self.adapters[input_name].convert_parts(msg)
         for rejection in rejected:
             recognizer.count_drop(input_name, rejection.reason)
         recognizer.observe(input_name, observations, now)
-        return recognizer.step(now) if recognizer.pending else []
+        return decisions + (recognizer.step(now) if recognizer.pending else [])
 
-    def _expire_until(self, now: float) -> None:
-        """The node's expiry timer, ticking on the bag clock."""
+    def _timer_until(self, now: float) -> list[Decision]:
+        """The node's expiry timer (RecognizerNode.on_expiry_timer: step() = clock check, expiry, anything
+        pending), ticking on the bag clock."""
+        decisions: list[Decision] = []
         if self._next_expiry is None or now < self._next_expiry - 1.0:  # first message, or the clock went back
             self._next_expiry = now + self.expiry_period
-            return
+            return decisions
         while self._next_expiry <= now:
-            self.recognizer.expire(self._next_expiry)
+            decisions += self.recognizer.step(self._next_expiry)
             self._next_expiry += self.expiry_period
+        return decisions
 
     def run(self, bag: BagContents, on_decisions: Callable[[float, list[Decision]], None] | None = None
             ) -> OfflineResult:
