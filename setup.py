@@ -1,5 +1,6 @@
 """hetskel_ros: an ament_python package (colcon) that also installs with pip."""
 
+import os
 from glob import glob
 
 from setuptools import find_packages, setup
@@ -16,7 +17,7 @@ def data_files() -> list[tuple[str, list[str]]]:
     ]
     for folder in sorted({p.rsplit("/", 1)[0] for p in glob("config/**/*.yaml", recursive=True)}):
         entries.append((f"share/{PACKAGE}/{folder}", glob(f"{folder}/*.yaml")))
-    entries.append((f"share/{PACKAGE}/models", glob("models/*")))
+    entries.append((f"share/{PACKAGE}/models", [f for f in glob("models/*") if os.path.isfile(f)]))
     entries.append((f"share/{PACKAGE}/data", glob("data/*.npz") + glob("data/*.md")))
     return [(dest, files) for dest, files in entries if files]
 
