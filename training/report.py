@@ -66,7 +66,10 @@ def evaluate(model: HetSkelModel, data: Data, out_dir: Path, *, seed: int = 0, f
         m: {k: v["top1"] for k, v in metrics.semi_supervised_eval(
             features[m][0], ytr, features[m][1], yte, (0.01, 0.1), seed, num_classes=len(names)).items()}
         for m in MODES}
-    results["few_shot"] = metrics.few_shot_eval(features["fused"][1], yte, ways=5, shots=(1, 5), seed=seed)
+    counts = np.bincount(yte)
+    shots = tuple(k for k in (1, 5) if (counts >= k + 1).sum() >= 5)  # episodes need 5 classes with k+1 samples
+    results["few_shot"] = (metrics.few_shot_eval(features["fused"][1], yte, ways=5, shots=shots, seed=seed) if shots
+                           else {"skipped": "fewer than 5 test classes with 2 samples"})
     maker = ViewMaker(load_unified(), model.cfg.window, model.cfg.fps)
     results["occluded"] = {}
     for kind in OCCLUSION_KINDS:
