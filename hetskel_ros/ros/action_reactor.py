@@ -29,16 +29,15 @@ from dataclasses import dataclass
 from typing import Any
 
 import py_trees
-import rclpy
 from geometry_msgs.msg import Twist
 from py_trees.common import Access, Status
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from std_msgs.msg import String
 
 from hetskel_ros.ros.bt import ActionObserved, ActionsToBlackboard, TrackedAction, TrackKey
 from hetskel_ros.ros.bt.subscription import node_from_setup, now_ns
 from hetskel_ros.ros.bt.tracked_actions import NS_PER_S
+from hetskel_ros.ros.node_main import run_node
 
 DEFAULT_GREET_LABELS = ("wave-both-hands", "wave-left-hand", "wave-right-hand")
 DEFAULT_STOP_LABELS = ("raise-up-both-hands",)
@@ -289,19 +288,7 @@ class ActionReactor(Node):
 
 def main(args: list[str] | None = None) -> None:
     """Console entry point ``action_reactor``."""
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = ActionReactor()
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except ValueError as exc:  # a bad parameter: say which, without a traceback
-        raise SystemExit(f"action_reactor: {exc}") from None
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
+    run_node("action_reactor", ActionReactor, args)
 
 
 if __name__ == "__main__":

@@ -36,16 +36,15 @@ from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 import numpy as np
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from hetskel_msgs.msg import Skeleton, SkeletonArray
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 
 from hetskel_ros.ros.image_codec import RejectedImageError, compressed_to_rgb, image_to_rgb
+from hetskel_ros.ros.node_main import run_node
 
 IMAGE_TOPOLOGY = "mediapipe_pose"
 WORLD_TOPOLOGY = "mediapipe_pose_world"
@@ -437,19 +436,7 @@ class MediaPipePoseNode(Node):
 
 def main(args: list[str] | None = None) -> None:
     """Console entry point ``mediapipe_pose``."""
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = MediaPipePoseNode()
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except ValueError as exc:  # a bad parameter: say which, without a traceback
-        raise SystemExit(f"mediapipe_pose: {exc}") from None
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
+    run_node("mediapipe_pose", MediaPipePoseNode, args)
 
 
 if __name__ == "__main__":

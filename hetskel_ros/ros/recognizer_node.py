@@ -17,11 +17,9 @@ import time
 import traceback
 from typing import Any
 
-import rclpy
 from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray
 from hetskel_msgs.msg import Action, ActionArray, ActionHypothesis
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from visualization_msgs.msg import MarkerArray
@@ -29,6 +27,7 @@ from visualization_msgs.msg import MarkerArray
 from hetskel_ros.model.bundle import BundleError, load_bundle
 from hetskel_ros.ros.adapters import InputAdapter, adapter_class
 from hetskel_ros.ros.msg_dict import message_class
+from hetskel_ros.ros.node_main import run_node
 from hetskel_ros.ros.recognizer_diagnostics import DiagnosticsReporter
 from hetskel_ros.ros.recognizer_markers import MarkerBuilder
 from hetskel_ros.ros.recognizer_params import RecognizerParameters, declare_parameters
@@ -221,28 +220,7 @@ class RecognizerNode(Node):
 
 def main(args: list[str] | None = None) -> None:
     """Console entry point ``recognizer``. Ctrl-C and SIGTERM end it cleanly (exit status 0), also during start-up."""
-    rclpy.init(args=args)
-    # The executor exists before the (slow) node start-up: a signal then only shuts the context down, and
-    # spin() returns, instead of failing to create an executor on a context that is already gone.
-    executor = SingleThreadedExecutor()
-    node = None
-    try:
-        node = RecognizerNode()
-        executor.add_node(node)
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except (ValueError, BundleError, BackendError) as exc:  # configuration: say what is wrong, no traceback
-        raise SystemExit(f"recognizer: {exc}") from None
-    except Exception:
-        if rclpy.ok():
-            raise
-        # a signal shut ROS down while the node was being built: that is a normal, clean exit
-    finally:
-        executor.shutdown()
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
+    run_node("recognizer", RecognizerNode, args, config_errors=(ValueError, BundleError, BackendError))
 
 
 if __name__ == "__main__":

@@ -34,11 +34,11 @@ import numpy as np
 import rclpy
 import rclpy.duration
 from builtin_interfaces.msg import Time
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from sensor_msgs.msg import Image
 
 from hetskel_ros.ros.image_codec import bgr_to_image
+from hetskel_ros.ros.node_main import run_node
 
 STAMP_MODES = ("file", "clock")
 
@@ -217,20 +217,7 @@ class VideoSource(Node):
 
 def main(args: list[str] | None = None) -> None:
     """Console entry point ``video_source``: exits 0 when the video has ended."""
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = VideoSource()
-        while rclpy.ok() and not node.finished.is_set():
-            rclpy.spin_once(node, timeout_sec=0.1)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except ValueError as exc:  # a bad parameter or an unreadable source: say which, without a traceback
-        raise SystemExit(f"video_source: {exc}") from None
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
+    run_node("video_source", VideoSource, args, done=lambda node: node.finished.is_set())
 
 
 if __name__ == "__main__":

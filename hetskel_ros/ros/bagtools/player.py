@@ -22,14 +22,13 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import rclpy
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rosgraph_msgs.msg import Clock
 
 from hetskel_ros.ros.bagtools.bag_io import NS_PER_S, BagContents, BagError, read_bag
 from hetskel_ros.ros.msg_dict import message_class
+from hetskel_ros.ros.node_main import run_node
 
 ANY = "any"  # wait_for_subscribers entry: until some played topic has a subscriber (a node started beside the player)
 CLOCK_SETTLE_S = 0.2  # after the first /clock, so sim-time nodes have the bag's time before the first message
@@ -190,20 +189,8 @@ class BagPlayer(Node):
 
 def main(args: list[str] | None = None) -> None:
     """Console entry point ``bag_player``: exits 0 when done (unless looping) and on Ctrl-C / SIGTERM."""
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = BagPlayer()
-        while rclpy.ok() and not (node.exit_when_done and node.finished.is_set()):
-            rclpy.spin_once(node, timeout_sec=0.1)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except (ValueError, BagError) as exc:
-        raise SystemExit(f"bag_player: {exc}") from None
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
+    run_node("bag_player", BagPlayer, args, done=lambda node: node.exit_when_done and node.finished.is_set(),
+             config_errors=(ValueError, BagError))
 
 
 if __name__ == "__main__":
