@@ -157,6 +157,8 @@ def pretrain(cfg: TrainConfig, run_dir: Path, data: Data | None = None, progress
     where = placement()
     run_dir.mkdir(parents=True, exist_ok=True)
     data = data or load_data(cfg)
+    if not data.train:
+        raise ValueError(f"no training sequences in {data.source} for styles {cfg.train_styles} / split {cfg.split}")
     model = build_model(cfg, data.label_names)
     objective = OBJECTIVES[cfg.objective](model, **cfg.objective_args).to(where.device)
     optimizer = torch.optim.AdamW([p for p in objective.parameters() if p.requires_grad], lr=cfg.lr,
