@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from hetskel_ros.model.config import INPUT_NAMES
 from hetskel_ros.model.model import HetSkelModel
 
 from .views import Clip, ViewMaker, sliding_times
@@ -34,12 +35,9 @@ def window_inputs(maker: ViewMaker, clip: Clip, times: np.ndarray, mode: str, to
             "t2d": topology_index[view2d], "has3d": float(mode != "2d"), "has2d": float(mode != "3d")}
 
 
-INPUT_ORDER = ("x3d", "m3d", "t3d", "x2d", "m2d", "t2d", "has3d", "has2d")
-
-
 def as_tensors(rows: list[dict]) -> list[torch.Tensor]:
     out = []
-    for key in INPUT_ORDER:
+    for key in INPUT_NAMES:
         value = np.stack([np.asarray(r[key]) for r in rows])
         t = torch.from_numpy(value)
         out.append(t.long() if key in ("t3d", "t2d") else t.float())

@@ -9,6 +9,10 @@ from dataclasses import asdict, dataclass, field, fields
 DIRECTION_WORDS = ("left", "right", "down", "up", "back", "front", "unmove")
 UNMOVE = len(DIRECTION_WORDS) - 1
 
+# The inference graph's named inputs and outputs (ONNX export, every backend, training's feature extraction).
+INPUT_NAMES = ("x3d", "m3d", "t3d", "x2d", "m2d", "t2d", "has3d", "has2d")
+OUTPUT_NAMES = ("features", "scores")
+
 
 @dataclass
 class ModelConfig:

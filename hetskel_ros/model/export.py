@@ -12,10 +12,10 @@ import warnings
 
 import torch
 
+from .config import INPUT_NAMES, OUTPUT_NAMES
 from .model import HetSkelModel
 
-INPUT_NAMES = ("x3d", "m3d", "t3d", "x2d", "m2d", "t2d", "has3d", "has2d")
-OUTPUT_NAMES = ("features", "scores")
+__all__ = ["INPUT_NAMES", "OUTPUT_NAMES", "example_inputs", "export_onnx"]
 OPSET = 17
 
 

@@ -1,6 +1,6 @@
 """The one interface every inference backend implements, and the input checks they share.
 
-A backend takes the model's named inputs (``hetskel_ros.model.export.INPUT_NAMES``) as numpy arrays with a leading
+A backend takes the model's named inputs (``hetskel_ros.model.config.INPUT_NAMES``) as numpy arrays with a leading
 batch axis and returns ``(features, scores)`` as float32 numpy arrays. Batches larger than ``max_batch`` are split,
 so callers never need to know a backend's limit; a lock makes one backend safe to share between ROS executor threads.
 """
@@ -16,10 +16,9 @@ from pathlib import Path
 import numpy as np
 
 from hetskel_ros.model.bundle import Bundle
+from hetskel_ros.model.config import INPUT_NAMES
+from hetskel_ros.model.config import OUTPUT_NAMES as OUTPUT_NAMES  # re-exported for the backends
 
-# Kept in step with hetskel_ros.model.export (which imports torch; this module must not).
-INPUT_NAMES = ("x3d", "m3d", "t3d", "x2d", "m2d", "t2d", "has3d", "has2d")
-OUTPUT_NAMES = ("features", "scores")
 INPUT_DTYPES = {"t3d": np.int64, "t2d": np.int64}  # every other input is float32
 PRECISIONS = ("fp32", "fp16")
 DEVICES = ("auto", "cpu", "cuda")

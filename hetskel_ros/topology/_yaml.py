@@ -11,6 +11,15 @@ import yaml
 from hetskel_ros.topology.errors import TopologyError
 
 
+def file_mtime(path: Path) -> float:
+    """Modification time that keys a loader's cache (an edited file is read again); -1 for a missing file, so the
+    loader itself reports it."""
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return -1.0
+
+
 def read_mapping(path: Path) -> dict[str, Any]:
     """Parse ``path`` as a YAML mapping; a missing file, bad syntax or a non-mapping top level is an error."""
     try:

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from hetskel_ros.paths import config_dir
-from hetskel_ros.topology._yaml import Fields, find_duplicates, read_mapping
+from hetskel_ros.topology._yaml import Fields, file_mtime, find_duplicates, read_mapping
 from hetskel_ros.topology.errors import TopologyError
 from hetskel_ros.topology.vocabulary import load_vocabulary
 
@@ -75,14 +75,7 @@ def unified_path() -> Path:
 def load_unified(path: Path | None = None) -> UnifiedSkeleton:
     """Read the unified skeleton (default config/unified.yaml); names must come from config/joints.yaml."""
     resolved = Path(path) if path is not None else unified_path()
-    return _load_cached(resolved.resolve(), _mtime(resolved))
-
-
-def _mtime(path: Path) -> float:
-    try:
-        return path.stat().st_mtime
-    except OSError:
-        return -1.0
+    return _load_cached(resolved.resolve(), file_mtime(resolved))
 
 
 @lru_cache(maxsize=8)

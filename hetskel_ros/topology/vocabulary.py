@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from hetskel_ros.paths import config_dir
-from hetskel_ros.topology._yaml import Fields, read_mapping
+from hetskel_ros.topology._yaml import Fields, file_mtime, read_mapping
 from hetskel_ros.topology.errors import TopologyError
 
 
@@ -17,14 +17,7 @@ def vocabulary_path() -> Path:
 def load_vocabulary(path: Path | None = None) -> dict[str, str]:
     """Canonical joint name -> one-line anatomical description (a fixed, shared meaning for every sensor)."""
     resolved = Path(path) if path is not None else vocabulary_path()
-    return dict(_load_cached(resolved.resolve(), _mtime(resolved)))
-
-
-def _mtime(path: Path) -> float:
-    try:
-        return path.stat().st_mtime
-    except OSError:
-        return -1.0
+    return dict(_load_cached(resolved.resolve(), file_mtime(resolved)))
 
 
 @lru_cache(maxsize=8)

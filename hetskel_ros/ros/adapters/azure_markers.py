@@ -21,7 +21,14 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from hetskel_ros.ros.adapters.base import InputAdapter, InputConfig, InputRejected, Observation, stamp_seconds
+from hetskel_ros.ros.adapters.base import (
+    InputAdapter,
+    InputConfig,
+    InputRejected,
+    Observation,
+    all_or_first_rejection,
+    stamp_seconds,
+)
 from hetskel_ros.topology import Topology, UnifiedSkeleton, load_topology, load_unified
 
 BODY_ID_STRIDE = 100  # the driver's marker id = body_id * 100 + joint
@@ -45,10 +52,7 @@ class AzureMarkersConverter:
 
     def convert(self, msg: Any) -> list[Observation]:
         """Every body's observation; InputRejected for a bad array or the first body with no unified joint."""
-        observations, rejected = self.convert_parts(msg)
-        if rejected:
-            raise rejected[0]
-        return observations
+        return all_or_first_rejection(self.convert_parts(msg))
 
     def convert_parts(self, msg: Any) -> tuple[list[Observation], list[InputRejected]]:
         """Observations and per-body rejections ("no_joints": none of its joints is a unified one); a bad array

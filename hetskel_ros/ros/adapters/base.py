@@ -41,6 +41,14 @@ class InputConfig:
     params: Mapping[str, Any] = field(default_factory=dict)  # kind-specific (InputAdapter.parameters)
 
 
+def all_or_first_rejection(parts: tuple[list[Observation], list[InputRejected]]) -> list[Observation]:
+    """``convert`` for adapters built on ``convert_parts``: a message with any rejected person is rejected whole."""
+    observations, rejected = parts
+    if rejected:
+        raise rejected[0]
+    return observations
+
+
 def stamp_seconds(header: Any) -> float:
     """A std_msgs/Header's stamp as float seconds."""
     return header.stamp.sec + header.stamp.nanosec * 1e-9

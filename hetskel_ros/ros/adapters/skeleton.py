@@ -16,7 +16,14 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from hetskel_ros.ros.adapters.base import InputAdapter, InputConfig, InputRejected, Observation, stamp_seconds
+from hetskel_ros.ros.adapters.base import (
+    InputAdapter,
+    InputConfig,
+    InputRejected,
+    Observation,
+    all_or_first_rejection,
+    stamp_seconds,
+)
 from hetskel_ros.topology import Topology, TopologyError, UnifiedSkeleton, list_topologies, load_topology, load_unified
 
 
@@ -109,10 +116,7 @@ class SkeletonArrayAdapter(InputAdapter):
         self.converter = SkeletonConverter(config.topology, float(config.params.get("min_confidence", 0.05)))
 
     def convert(self, msg: Any) -> list[Observation]:
-        observations, rejected = self.convert_parts(msg)
-        if rejected:
-            raise rejected[0]
-        return observations
+        return all_or_first_rejection(self.convert_parts(msg))
 
     def convert_parts(self, msg: Any) -> tuple[list[Observation], list[InputRejected]]:
         if not msg.skeletons:
