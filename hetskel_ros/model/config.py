@@ -37,6 +37,7 @@ class ModelConfig:
     hips: tuple[int, int] = (11, 12)  # unified indices of left/right hip (set from the unified skeleton)
     root: int = 19  # unified index of the root joint (spine_base)
     dropout: float = 0.0  # attention/MLP dropout; off by default: it cost a tenth of a CPU training step
+    pool: str = "mean_std"  # how the encoder pools tokens into y: "mean", or "mean_std" (adds temporal spread)
     extra: dict = field(default_factory=dict)
 
     @classmethod

@@ -159,7 +159,12 @@ class Embedding(nn.Module):
 
 
 class Encoder(nn.Module):
-    """The shared encoder (eq. 9): position embeddings, transformer blocks, mean pooling, feature y."""
+    """The shared encoder (eq. 9): position embeddings, transformer blocks, pooling, feature y.
+
+    "mean_std" pooling adds each token channel's spread over time (averaged over joints) to the mean: the mean says
+    where the body is on average, the spread how much it moves, which is what tells a wave from a raised hand.
+    On the mocap (held-out style, 10 epochs) it lifted linear top-1 from 3D input from 70% to 89% (models/README.md).
+    """
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
@@ -167,14 +172,22 @@ class Encoder(nn.Module):
         self.joint_pos = nn.Parameter(torch.randn(1, 1, cfg.joints, cfg.dim) * 0.02)
         self.time_pos = nn.Parameter(torch.randn(1, tokens, 1, cfg.dim) * 0.02)
         self.blocks = nn.ModuleList(Block(cfg.dim, cfg.mlp_hidden, cfg.dropout) for _ in range(cfg.depth))
-        self.norm = nn.LayerNorm(cfg.dim)
-        self.head = nn.Linear(cfg.dim, cfg.feature_dim)
+        if cfg.pool not in ("mean", "mean_std"):
+            raise ValueError(f"unknown pooling {cfg.pool!r}; known: mean, mean_std")
+        self.pool = cfg.pool
+        pooled = cfg.dim * (2 if cfg.pool == "mean_std" else 1)
+        self.norm = nn.LayerNorm(pooled)
+        self.head = nn.Linear(pooled, cfg.feature_dim)
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         h = h + self.joint_pos + self.time_pos
         for block in self.blocks:
             h = block(h)
-        return self.head(self.norm(h.mean(dim=(1, 2))))
+        pooled = h.mean(dim=(1, 2))
+        if self.pool == "mean_std":
+            spread = (h.var(dim=1, unbiased=False) + 1e-6).sqrt().mean(dim=1)  # (B, D): motion over the window
+            pooled = torch.cat([pooled, spread], dim=-1)
+        return self.head(self.norm(pooled))
 
 
 def projector(dim_in: int, dim_out: int) -> nn.Module:
