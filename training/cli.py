@@ -17,6 +17,7 @@ import shlex
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -94,7 +95,9 @@ def plot_loss(run_dir: Path, path: Path) -> None:
 
 
 def cmd_pretrain(args) -> int:
-    cfg = TrainConfig.load(args.config, data=args.data, epochs=args.epochs, objective=args.objective)
+    cfg = TrainConfig.load(args.config, data=args.data, epochs=args.epochs)
+    if args.objective and args.objective != cfg.objective:  # the file's objective_args belong to its objective
+        cfg = replace(cfg, objective=args.objective, objective_args={})
     pretrain(cfg, Path(args.run_dir), progress=not args.quiet)
     if os.environ.get("RANK", "0") == "0":  # under torchrun, one line rather than one per process
         print(f"pretraining done: {args.run_dir}/checkpoint.pt")
