@@ -29,7 +29,7 @@ from hetskel_ros.model.export import export_onnx
 from hetskel_ros.topology import load_unified
 
 from . import metrics
-from .report import ABLATIONS, ablation, evaluate, supervised_baseline
+from .report import ablation, ablations, evaluate, supervised_baseline
 from .train import Data, TrainConfig, build_model, load_data, pretrain, read_log
 from .words import LANGUAGE_MODEL
 
@@ -148,7 +148,7 @@ def cmd_report(args) -> int:
     results["training"] = json.loads((run_dir / "pretrain" / "train_summary.json").read_text())
     if not args.no_baseline:
         results["supervised_baseline"] = supervised_baseline(cfg, data, run_dir / "supervised", not args.quiet)
-    for name in [] if args.no_ablations else ABLATIONS:
+    for name in [] if args.no_ablations else ablations(cfg):
         results[f"ablation_{name}"] = ablation(cfg, data, name, run_dir / name, not args.quiet)
     results["report_seconds"] = time.monotonic() - began
     write_outputs(cfg, model, data, results, run_dir / "pretrain", out)

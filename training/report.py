@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from hetskel_ros.model.config import ModelConfig
 from hetskel_ros.model.model import HetSkelModel
 from hetskel_ros.topology import load_unified
 
@@ -104,11 +105,22 @@ def supervised_baseline(cfg: TrainConfig, data: Data, run_dir: Path, progress: b
     return {"top1": top1}
 
 
-ABLATIONS = {"zero_padding": {"use_prompts": False}, "no_semantic": {"use_semantic": False}}
+# Paper 000 Table 3: each switch of the configured model is flipped once ("zero_padding" when prompts are on,
+# "with_semantic" when the config turned the semantic stream off, and so on).
+ABLATION_SWITCHES = {"use_prompts": ("zero_padding", "with_prompts"), "use_semantic": ("no_semantic", "with_semantic")}
+
+
+def ablations(cfg: TrainConfig) -> dict[str, dict]:
+    """The ablation runs of this config: name -> model overrides."""
+    out = {}
+    for switch, (off_name, on_name) in ABLATION_SWITCHES.items():
+        on = cfg.model.get(switch, getattr(ModelConfig, switch))
+        out[off_name if on else on_name] = {switch: not on}
+    return out
 
 
 def ablation(cfg: TrainConfig, data: Data, name: str, run_dir: Path, progress: bool) -> dict:
-    """Pretrain with one part switched off (paper 000 Table 3) and report linear evaluation per input mode."""
-    variant = replace(cfg, model={**cfg.model, **ABLATIONS[name]})
+    """Pretrain with one switch flipped (paper 000 Table 3) and report linear evaluation per input mode."""
+    variant = replace(cfg, model={**cfg.model, **ablations(cfg)[name]})
     model = pretrain(variant, run_dir, data, progress)
     return evaluate(model, data, run_dir / "eval", seed=cfg.seed, full=False)["linear"]

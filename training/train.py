@@ -208,6 +208,7 @@ def pretrain(cfg: TrainConfig, run_dir: Path, data: Data | None = None, progress
     barrier(where)
     if where.main:
         log.close()
+    if where.main and start < total:  # a resumed, already finished run keeps the summary of the run that trained
         summary = {"steps": total, "resumed_from": start, "seconds": time.monotonic() - began,
                    "parameters": count_parameters(model), "train_sequences": len(data.train),
                    "processes": where.world, "device": str(where.device)}
