@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hetskel_ros.model.config import ModelConfig
+from hetskel_ros.model.config import preset
 from hetskel_ros.model.model import HetSkelModel
 from hetskel_ros.topology import load_unified
 
@@ -112,9 +112,10 @@ ABLATION_SWITCHES = {"use_prompts": ("zero_padding", "with_prompts"), "use_seman
 
 def ablations(cfg: TrainConfig) -> dict[str, dict]:
     """The ablation runs of this config: name -> model overrides."""
+    model = preset(cfg.model_preset, **cfg.model)  # the switches as the trained model gets them
     out = {}
     for switch, (off_name, on_name) in ABLATION_SWITCHES.items():
-        on = cfg.model.get(switch, getattr(ModelConfig, switch))
+        on = getattr(model, switch)
         out[off_name if on else on_name] = {switch: not on}
     return out
 
