@@ -65,16 +65,26 @@ class ViewSettings:
     pixel_noise: tuple[float, float] = (0.5, 3.0)  # std of a 2D estimator's error, pixels
     view3d: list[str] = field(default_factory=lambda: ["bandai_mocap", "kinect_v2", "azure_kinect", "smpl24"])
     view2d: list[str] = field(default_factory=lambda: ["coco17", "mediapipe_pose", "openpose_body25"])
+    # a crop starts before the clip (padded with its first frame) this often, by up to half a window: the ROS node
+    # classifies a new track's first windows once half full, padded so
+    pad_start: float = 0.0
+    shared_crop: bool = False  # the 2D view shows the 3D view's frames, as fused input does at run time
 
 
-def crop_times(clip: Clip, window: int, fps: float, rng: np.random.Generator | None, speed: float = 1.0) -> np.ndarray:
-    """Frame times of one window: random start (training) or centred (rng None); short clips pad at the start."""
+def crop_times(clip: Clip, window: int, fps: float, rng: np.random.Generator | None, speed: float = 1.0,
+               pad_start: float = 0.0) -> np.ndarray:
+    """Frame times of one window: random start (training) or centred (rng None); short clips pad at the start.
+
+    With probability `pad_start` a training crop instead begins up to half a window before the clip.
+    """
     span = (window - 1) / fps * speed
     slack = clip.duration - span
     if slack <= 0:
         start = slack  # before the clip: interpolate_frames repeats the first frame
     elif rng is None:
         start = slack / 2
+    elif pad_start and rng.random() < pad_start:
+        start = -rng.uniform(0, span / 2)
     else:
         start = rng.uniform(0, slack)
     return start + np.arange(window) / fps * speed
@@ -114,6 +124,11 @@ class ViewMaker:
     def frames(self, clip: Clip, times: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         stamps = np.arange(len(clip.positions)) / clip.fps
         return interpolate_frames(stamps, clip.positions, clip.mask, times)
+
+    def training_frames(self, clip: Clip, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """One augmented crop: speed jitter, sometimes padded at the start."""
+        s = self.settings
+        return self.frames(clip, crop_times(clip, self.window, self.fps, rng, rng.uniform(*s.speed), s.pad_start))
 
     def view3d(self, frames: np.ndarray, mask: np.ndarray, topology: str,
                rng: np.random.Generator | None) -> tuple[np.ndarray, np.ndarray]:
@@ -185,12 +200,12 @@ class ViewMaker:
         out: dict[str, list] = {k: [] for k in ("x3d", "m3d", "t3d", "x2d", "m2d", "t2d", "target", "target_mask",
                                                "label")}
         for clip in clips:
-            t3 = crop_times(clip, self.window, self.fps, rng, rng.uniform(*s.speed))
+            frames3 = self.training_frames(clip, rng)
             name3 = s.view3d[rng.integers(len(s.view3d))]
-            x3, m3 = self.view3d(*self.frames(clip, t3), name3, rng)
-            t2 = crop_times(clip, self.window, self.fps, rng, rng.uniform(*s.speed))
+            x3, m3 = self.view3d(*frames3, name3, rng)
+            frames2 = frames3 if s.shared_crop else self.training_frames(clip, rng)
             name2 = s.view2d[rng.integers(len(s.view2d))]
-            v2 = self.view2d(*self.frames(clip, t2), name2, rng)
+            v2 = self.view2d(*frames2, name2, rng)
             for key, value in (("x3d", x3), ("m3d", m3), ("t3d", topology_index[name3]), ("x2d", v2["x2d"]),
                                ("m2d", v2["m2d"]), ("t2d", topology_index[name2]), ("target", v2["target"]),
                                ("target_mask", v2["target_mask"]), ("label", clip.label)):

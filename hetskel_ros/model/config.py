@@ -37,7 +37,9 @@ class ModelConfig:
     hips: tuple[int, int] = (11, 12)  # unified indices of left/right hip (set from the unified skeleton)
     root: int = 19  # unified index of the root joint (spine_base)
     dropout: float = 0.0  # attention/MLP dropout; off by default: it cost a tenth of a CPU training step
-    pool: str = "mean_std"  # how the encoder pools tokens into y: "mean", or "mean_std" (adds temporal spread)
+    pool: str = "mean_joint_std"  # how the encoder pools tokens into y: "mean", "mean_std" (adds temporal spread),
+    # or "mean_joint_std" (adds each joint's temporal spread, reduced to joint_spread_dim channels)
+    joint_spread_dim: int = 8
     extra: dict = field(default_factory=dict)
 
     @classmethod
