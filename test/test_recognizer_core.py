@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from recognizer_support import mocap_sample, stand_in_bundle
 
+from hetskel_ros.model.config import INDEX_INPUTS
 from hetskel_ros.runtime import create_backend
 from hetskel_ros.runtime.association import AssociationRule, Candidate, associate
 from hetskel_ros.runtime.buffers import TrackBuffer
@@ -84,7 +85,7 @@ def test_windows_are_the_windows_training_makes(bundle, backend, mocap):
     rows = [window_inputs(maker, clip, window_times(d.stamp, bundle.config.window, bundle.config.fps), "3d",
                           topology_index, np.random.default_rng(0)) for d in decisions]
     inputs = {k: np.stack([np.asarray(r[k]) for r in rows]) for k in rows[0]}
-    inputs = {k: v.astype(np.int64 if k in ("t3d", "t2d") else np.float32) for k, v in inputs.items()}
+    inputs = {k: v.astype(np.int64 if k in INDEX_INPUTS else np.float32) for k, v in inputs.items()}
     _, expected = backend.infer(inputs)
     for decision, scores in zip(decisions, expected, strict=True):
         live = np.zeros(len(bundle.label_names))

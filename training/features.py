@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from hetskel_ros.model.config import INPUT_NAMES
+from hetskel_ros.model.config import INDEX_INPUTS, INPUT_NAMES
 from hetskel_ros.model.model import HetSkelModel
 
 from .views import Clip, ViewMaker, sliding_times
@@ -40,7 +40,7 @@ def as_tensors(rows: list[dict]) -> list[torch.Tensor]:
     for key in INPUT_NAMES:
         value = np.stack([np.asarray(r[key]) for r in rows])
         t = torch.from_numpy(value)
-        out.append(t.long() if key in ("t3d", "t2d") else t.float())
+        out.append(t.long() if key in INDEX_INPUTS else t.float())
     return out
 
 

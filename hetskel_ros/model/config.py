@@ -12,6 +12,7 @@ UNMOVE = len(DIRECTION_WORDS) - 1
 # The inference graph's named inputs and outputs (ONNX export, every backend, training's feature extraction).
 INPUT_NAMES = ("x3d", "m3d", "t3d", "x2d", "m2d", "t2d", "has3d", "has2d")
 OUTPUT_NAMES = ("features", "scores")
+INDEX_INPUTS = ("t3d", "t2d")  # topology indices, int64; every other input is float32
 
 
 @dataclass

@@ -168,7 +168,8 @@ class Encoder(nn.Module):
     much it moves. "mean_std" adds the spread averaged over joints; "mean_joint_std" keeps it per joint (reduced to
     `joint_spread_dim` channels each), so the feature says WHICH joints move: a wave moves the hand around a raised
     arm, a raise moves the whole arm once. On the mocap (held-out style, 10 epochs, linear top-1 from 3D input) mean
-    pooling gave 70%, "mean_std" 75-95% depending on the seed, "mean_joint_std" 100% for three seeds (models/README.md).
+    pooling gave 70%, "mean_std" 75-95% depending on the seed, "mean_joint_std" 98-100% over four runs
+    (models/README.md).
     """
 
     def __init__(self, cfg: ModelConfig):

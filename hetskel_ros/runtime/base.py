@@ -16,10 +16,9 @@ from pathlib import Path
 import numpy as np
 
 from hetskel_ros.model.bundle import Bundle
-from hetskel_ros.model.config import INPUT_NAMES
+from hetskel_ros.model.config import INDEX_INPUTS, INPUT_NAMES
 from hetskel_ros.model.config import OUTPUT_NAMES as OUTPUT_NAMES  # re-exported for the backends
 
-INPUT_DTYPES = {"t3d": np.int64, "t2d": np.int64}  # every other input is float32
 PRECISIONS = ("fp32", "fp16")
 DEVICES = ("auto", "cpu", "cuda")
 
@@ -95,7 +94,7 @@ def prepare_inputs(inputs: Mapping[str, np.ndarray], bundle: Bundle) -> dict[str
                 "m2d": (batch, T, J), "t2d": (batch,), "has3d": (batch,), "has2d": (batch,)}
     out: dict[str, np.ndarray] = {}
     for name in INPUT_NAMES:
-        array = np.ascontiguousarray(inputs[name], dtype=INPUT_DTYPES.get(name, np.float32))
+        array = np.ascontiguousarray(inputs[name], dtype=np.int64 if name in INDEX_INPUTS else np.float32)
         if array.shape != expected[name]:
             raise BackendError(f"model input {name!r} has shape {array.shape}, expected {expected[name]} "
                                f"(batch, window={T}, joints={J})")
@@ -103,7 +102,7 @@ def prepare_inputs(inputs: Mapping[str, np.ndarray], bundle: Bundle) -> dict[str
     if batch == 0:
         raise BackendError("model inputs hold an empty batch")
     topologies = max(len(cfg.topologies), 1)
-    for name in ("t3d", "t2d"):
+    for name in INDEX_INPUTS:
         bad = out[name][(out[name] < 0) | (out[name] >= topologies)]
         if bad.size:
             raise BackendError(f"model input {name!r} holds topology index {int(bad[0])}, but bundle "

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from hetskel_ros.model.bundle import Bundle, load_bundle
-from hetskel_ros.model.config import preset
+from hetskel_ros.model.config import INDEX_INPUTS, preset
 from hetskel_ros.paths import models_dir
 from hetskel_ros.runtime.base import INPUT_NAMES
 from hetskel_ros.topology import load_topology, load_unified, normalize
@@ -97,5 +97,5 @@ def mocap_inputs(bundle: Bundle, count: int, mode: str = "both", *, data: Sequen
                   "t2d": t2, "has3d": float(use3d), "has2d": float(use2d)}
         for name in INPUT_NAMES:
             rows[name].append(values[name])
-    return {name: np.asarray(rows[name], dtype=np.int64 if name in ("t3d", "t2d") else np.float32)
+    return {name: np.asarray(rows[name], dtype=np.int64 if name in INDEX_INPUTS else np.float32)
             for name in INPUT_NAMES}
