@@ -79,9 +79,14 @@ def test_every_frame_arrives_once_with_file_stamps_and_frame_id(ros: RosHarness,
 def test_default_pace_is_the_files_frame_rate(ros: RosHarness, video: Path) -> None:
     _, received, arrivals = play(ros, "vs_pace", source=str(video))
     assert len(received) == FRAMES
-    gaps = np.diff(arrivals)
-    assert np.median(gaps) == pytest.approx(1 / VIDEO_FPS, abs=0.008)
-    assert arrivals[-1] - arrivals[0] == pytest.approx((FRAMES - 1) / VIDEO_FPS, rel=0.15)
+    arrivals = np.asarray(arrivals)
+    assert np.median(np.diff(arrivals)) == pytest.approx(1 / VIDEO_FPS, abs=0.008)
+    # Pace held over stretches of frames, not just frame to frame. The median over all 6-frame stretches: one
+    # scheduler stall on a loaded 2-core machine moves only the stretches around it (the source deliberately does
+    # not burst to catch up, so a whole-file span would carry the stall); a wrong or drifting rate moves them all.
+    lag = 6
+    stretches = (arrivals[lag:] - arrivals[:-lag]) / lag
+    assert np.median(stretches) == pytest.approx(1 / VIDEO_FPS, rel=0.1)
 
 
 def test_loop_keeps_stamps_increasing_and_max_frames_ends_it(ros: RosHarness, video: Path) -> None:
