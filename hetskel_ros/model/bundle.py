@@ -123,7 +123,8 @@ def load_bundle(path: str | Path, *, weights: bool = True) -> Bundle:
     if meta.get("format_version") != FORMAT_VERSION:
         raise BundleError(f"model bundle {path} has format {meta.get('format_version')}, expected {FORMAT_VERSION}")
     return Bundle(
-        config=ModelConfig.from_dict(meta["config"]),
+        # bundles written before per-joint fusion existed fused by the plain mean; they must keep doing so
+        config=ModelConfig.from_dict({"fusion": "mean", **meta["config"]}),
         unified_joints=meta["unified_joints"],
         label_names=meta["label_names"],
         normalization=meta.get("normalization", {}),

@@ -200,6 +200,9 @@ class Encoder(nn.Module):
         return self.head(self.norm(pooled))
 
 
+FUSIONS = ("mean", "masked", "prefer_3d")
+
+
 def projector(dim_in: int, dim_out: int) -> nn.Module:
     """Skeleton-specific projector into the space where the losses (eqs. 10-15) compare features."""
     return nn.Sequential(nn.Linear(dim_in, dim_out), nn.BatchNorm1d(dim_out), nn.ReLU(), nn.Linear(dim_out, dim_out))
@@ -221,6 +224,8 @@ class HetSkelModel(nn.Module):
         self.semantic = SemanticMotion(cfg.word_dim, cfg.unmove_threshold)
         self.semantic_prompts = Prompts(n_topo, cfg.joints, 3, cfg.use_prompts)
         self.embed = nn.ModuleDict({s: Embedding(cfg.patch, 3, cfg.dim) for s in self.STREAMS})
+        if cfg.fusion not in FUSIONS:
+            raise ValueError(f"unknown fusion {cfg.fusion!r}; known: {', '.join(FUSIONS)}")
         self.fuse = nn.Linear(cfg.dim, cfg.dim)  # eq. 8
         self.encoder = Encoder(cfg)
         self.projectors = nn.ModuleDict({s: projector(cfg.feature_dim, cfg.projector_dim) for s in self.STREAMS})
@@ -256,26 +261,49 @@ class HetSkelModel(nn.Module):
             out["S2"] = self.embed["S"](streams["S2"])
         return out
 
-    def fused(self, h: dict[str, torch.Tensor], has3d: torch.Tensor, has2d: torch.Tensor) -> torch.Tensor:
-        """Early fusion h_F = linear(mean of the available embeddings) (eq. 8).
+    def fused(self, h: dict[str, torch.Tensor], has3d: torch.Tensor, has2d: torch.Tensor, m3d: torch.Tensor,
+              m2d: torch.Tensor) -> torch.Tensor:
+        """Early fusion h_F = linear(mean of the available embeddings) (eq. 8), with "available" per token by
+        ``cfg.fusion``:
 
-        The semantic stream comes from measured 3D when there is any, else from the lifted 2D.
+        - "mean", as published: every input's tokens, prompts included where an input lacks the joint;
+        - "masked": only the inputs that measured the joint in the token's frames, so a prompt standing in for a joint
+          one sensor lacks (COCO-17 has no spine) does not dilute the other sensor's measurement of it;
+        - "prefer_3d": measured 3D where there is any, the lifted 2D only where the 3D input lacks the joint. The lift
+          is an estimate of the very coordinates a 3D sensor measures, so averaging it in can only add its error when
+          3D is there; it fills what the 3D skeleton misses (occluded, untracked, outside the topology).
+
+        Where no input measured a joint the plain mean of the prompts stays. The semantic stream comes from measured
+        3D when there is any, else from the lifted 2D.
         """
         w3 = has3d[:, None, None, None]
         w2 = has2d[:, None, None, None]
         total = w3 * h["J"] + w2 * h["C"]
         count = w3 + w2
+        if self.cfg.fusion != "mean":
+            j3 = w3 * self.token_coverage(m3d)  # (B, T/patch, J, 1): share of the token's frames measured
+            j2 = w2 * self.token_coverage(m2d)
+            if self.cfg.fusion == "prefer_3d":
+                j2 = j2 * (1 - j3)
+            measured = j3 + j2
+            per_joint = (j3 * h["J"] + j2 * h["C"]) / measured.clamp(min=1e-6)
+            total = torch.where(measured > 0, per_joint, total / count) * count
         if self.cfg.use_semantic:
             semantic = w3 * h["S"] + (1 - w3) * h["S2"]
             total = total + semantic
             count = count + 1
         return self.fuse(total / count)
 
+    def token_coverage(self, mask: torch.Tensor) -> torch.Tensor:
+        """(B, T, J) joint mask -> (B, T/patch, J, 1): the share of each token's frames in which the joint is seen."""
+        B, T, J = mask.shape
+        return mask.reshape(B, T // self.cfg.patch, self.cfg.patch, J).mean(dim=2).unsqueeze(-1)
+
     # -- inference path: what the ONNX graph and every backend compute ------------------------------------
     def forward(self, x3d, m3d, t3d, x2d, m2d, t2d, has3d, has2d) -> tuple[torch.Tensor, torch.Tensor]:
         """Features y (B, feature_dim) and class probabilities (B, classes) for any mix of 2D and 3D input."""
         h = self.embed_streams(self.unified_streams(x3d, m3d, t3d, x2d, m2d, t2d))
-        features = self.encoder(self.fused(h, has3d, has2d))
+        features = self.encoder(self.fused(h, has3d, has2d, m3d, m2d))
         return features, torch.softmax(self.classifier(features), dim=-1)
 
     def encode(self, *inputs) -> torch.Tensor:
