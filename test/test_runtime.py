@@ -30,6 +30,7 @@ from hetskel_ros.runtime.engine_cache import EngineCache, EngineKey, default_cac
 from hetskel_ros.runtime.samples import bench_bundle, mocap_inputs
 from hetskel_ros.runtime.tensorrt_backend import effective_precision
 from hetskel_ros.topology.sequences import default_mocap_path, load_sequences
+from hetskel_ros.topology.unified import load_unified
 
 PARITY = 1e-4  # issue 4: max abs difference of scores, FP32
 LOGGER = "hetskel_ros.runtime"
@@ -88,6 +89,29 @@ def test_input_flags_choose_what_the_model_sees(bundle, mocap, onnxruntime_cpu):
     assert np.abs(f_both - f_3d).max() > 1e-3 and np.abs(f_both - f_2d).max() > 1e-3
     noisy2d = dict(only3d, x2d=np.full_like(only3d["x2d"], 5.0), m2d=np.ones_like(only3d["m2d"]))
     assert np.abs(onnxruntime_cpu.infer(noisy2d)[0] - f_3d).max() <= 1e-5 * max(1.0, np.abs(f_3d).max())
+
+
+def test_the_rgb_stream_stands_in_for_arms_the_depth_skeleton_lost(bundle, mocap, onnxruntime_cpu):
+    """Fused input, eq. 8 with "prefer_3d": where the 3D skeleton lost both arms, the lifted 2D arms fill in, so the
+    answer stays closer to the one from the complete 3D skeleton than 3D alone with the arms missing."""
+    if bundle.config.fusion != "prefer_3d" or not bundle.provenance.get("metrics"):
+        pytest.skip("needs the shipped, trained default bundle")
+    arms = load_unified().indices(["left_shoulder", "right_shoulder", "left_elbow", "right_elbow", "left_wrist",
+                                   "right_wrist"])
+    both = mocap_inputs(bundle, 40, "both", data=mocap)
+    complete3d = mocap_inputs(bundle, 40, "3d", data=mocap)
+    lost_arms = {name: value.copy() for name, value in both.items()}
+    lost_arms["m3d"][:, :, arms] = 0
+    lost_arms["x3d"][:, :, arms] = 0
+    lost_arms_3d_only = dict(lost_arms, x2d=np.zeros_like(both["x2d"]), m2d=np.zeros_like(both["m2d"]),
+                             has2d=np.zeros_like(both["has2d"]))
+    reference = onnxruntime_cpu.infer(complete3d)[1]
+    fused = onnxruntime_cpu.infer(lost_arms)[1]
+    alone = onnxruntime_cpu.infer(lost_arms_3d_only)[1]
+    agree_fused = (fused.argmax(1) == reference.argmax(1)).mean()
+    agree_alone = (alone.argmax(1) == reference.argmax(1)).mean()
+    assert agree_fused > agree_alone, (agree_fused, agree_alone)
+    assert np.abs(fused - reference).sum(1).mean() < np.abs(alone - reference).sum(1).mean()
 
 
 def test_batches_beyond_max_batch_are_split(bundle, mocap, onnxruntime_cpu):

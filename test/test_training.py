@@ -19,6 +19,7 @@ import yaml
 
 from hetskel_ros.model.bundle import load_bundle
 from hetskel_ros.topology.sequences import default_mocap_path, load_sequences
+from training.occlusion import OCCLUSION_KINDS
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -72,6 +73,8 @@ def test_tiny_pretraining_learns_and_writes_report_and_bundle(tmp_path):
     report = json.loads(out.with_suffix(".report.json").read_text())
     for mode in ("3d", "2d", "fused"):
         assert 0.0 <= report["linear"][mode]["top1"] <= 1.0
+    for kind in OCCLUSION_KINDS:  # occluded 3D alone, with an occluded 2D view, with a 2D view that sees it all
+        assert {f"{kind} / {m}" for m in ("3d", "fused", "fused, 2D clear")} <= set(report["occluded"])
     assert out.with_suffix(".report.md").read_text().startswith("# hetskel_ros model report")
     assert (tmp_path / "models" / "tiny_plots" / "confusion_fused.png").stat().st_size > 1000
     bundle = load_bundle(out)

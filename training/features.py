@@ -19,9 +19,10 @@ MODES = ("3d", "2d", "fused")
 
 
 def window_inputs(maker: ViewMaker, clip: Clip, times: np.ndarray, mode: str, topology_index: dict[str, int],
-                  rng: np.random.Generator, view3d: str = "bandai_mocap", view2d: str = "coco17"
-                  ) -> dict[str, np.ndarray]:
-    """Model inputs for one window of a clip in the given mode (no augmentation)."""
+                  rng: np.random.Generator, view3d: str = "bandai_mocap", view2d: str = "coco17",
+                  clip2d: Clip | None = None) -> dict[str, np.ndarray]:
+    """Model inputs for one window of a clip in the given mode (no augmentation); the 2D view is of ``clip2d``
+    when given (a camera that sees what the 3D sensor lost)."""
     frames, mask = maker.frames(clip, times)
     T, J = mask.shape
     x3d, m3d = np.zeros((T, J, 3), np.float32), np.zeros((T, J), bool)
@@ -29,6 +30,8 @@ def window_inputs(maker: ViewMaker, clip: Clip, times: np.ndarray, mode: str, to
     if mode in ("3d", "fused"):
         x3d, m3d = maker.view3d(frames, mask, view3d, None)
     if mode in ("2d", "fused"):
+        if clip2d is not None:
+            frames, mask = maker.frames(clip2d, times)
         view = maker.view2d(frames, mask, view2d, rng)
         x2d, m2d = view["x2d"], view["m2d"]
     return {"x3d": x3d, "m3d": m3d, "t3d": topology_index[view3d], "x2d": x2d, "m2d": m2d,
@@ -46,8 +49,9 @@ def as_tensors(rows: list[dict]) -> list[torch.Tensor]:
 
 @torch.no_grad()
 def sequence_features(model: HetSkelModel, maker: ViewMaker, clips: list[Clip], mode: str, *, seed: int = 0,
-                      view3d: str = "bandai_mocap", view2d: str = "coco17", batch: int = 256) -> np.ndarray:
-    """(len(clips), feature_dim) mean window features."""
+                      view3d: str = "bandai_mocap", view2d: str = "coco17", batch: int = 256,
+                      clips2d: list[Clip] | None = None) -> np.ndarray:
+    """(len(clips), feature_dim) mean window features; ``clips2d``: other clips (same timing) to take 2D views of."""
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     model.eval()
@@ -56,7 +60,8 @@ def sequence_features(model: HetSkelModel, maker: ViewMaker, clips: list[Clip], 
     for i, clip in enumerate(clips):
         rng = np.random.default_rng([seed, i])
         for times in sliding_times(clip, model.cfg.window, model.cfg.fps, model.cfg.window // 2):
-            rows.append(window_inputs(maker, clip, times, mode, topology_index, rng, view3d, view2d))
+            rows.append(window_inputs(maker, clip, times, mode, topology_index, rng, view3d, view2d,
+                                      clips2d[i] if clips2d else None))
             owner.append(i)
     features = np.concatenate([model.encode(*as_tensors(rows[s:s + batch])).numpy()
                                for s in range(0, len(rows), batch)])

@@ -269,12 +269,13 @@ class HetSkelModel(nn.Module):
         - "mean", as published: every input's tokens, prompts included where an input lacks the joint;
         - "masked": only the inputs that measured the joint in the token's frames, so a prompt standing in for a joint
           one sensor lacks (COCO-17 has no spine) does not dilute the other sensor's measurement of it;
-        - "prefer_3d": measured 3D where there is any, the lifted 2D only where the 3D input lacks the joint. The lift
-          is an estimate of the very coordinates a 3D sensor measures, so averaging it in can only add its error when
-          3D is there; it fills what the 3D skeleton misses (occluded, untracked, outside the topology).
+        - "prefer_3d": the 3D input's tokens, except where it lacks a joint that the 2D input measured. The lift is an
+          estimate of the very coordinates a 3D sensor measures, so averaging it in can only add its error when 3D is
+          there; it fills what the 3D skeleton misses (occluded, untracked, outside the topology). A complete 3D
+          skeleton is thus fused exactly as it is seen alone: adding a camera never changes its answer.
 
-        Where no input measured a joint the plain mean of the prompts stays. The semantic stream comes from measured
-        3D when there is any, else from the lifted 2D.
+        Where no input measured a joint, "mean" and "masked" average the prompts and "prefer_3d" keeps the 3D input's
+        prompt. The semantic stream comes from measured 3D when there is any, else from the lifted 2D.
         """
         w3 = has3d[:, None, None, None]
         w2 = has2d[:, None, None, None]
@@ -283,11 +284,13 @@ class HetSkelModel(nn.Module):
         if self.cfg.fusion != "mean":
             j3 = w3 * self.token_coverage(m3d)  # (B, T/patch, J, 1): share of the token's frames measured
             j2 = w2 * self.token_coverage(m2d)
+            unmeasured = total / count  # the prompts' mean
             if self.cfg.fusion == "prefer_3d":
                 j2 = j2 * (1 - j3)
+                unmeasured = w3 * h["J"] + (1 - w3) * h["C"]  # the 3D input's own prompt
             measured = j3 + j2
             per_joint = (j3 * h["J"] + j2 * h["C"]) / measured.clamp(min=1e-6)
-            total = torch.where(measured > 0, per_joint, total / count) * count
+            total = torch.where(measured > 0, per_joint, unmeasured) * count
         if self.cfg.use_semantic:
             semantic = w3 * h["S"] + (1 - w3) * h["S2"]
             total = total + semantic
