@@ -81,7 +81,8 @@ class HetSkelObjective(nn.Module):
         has3d, has2d = modality_dropout(len(b["x3d"]))
         names = [s for s in STREAMS if s in h]
         # one encoder call for y_J, y_C, y_S and y_F (eq. 9)
-        y = model.encoder(torch.cat([h[s] for s in names] + [model.fused(h, has3d, has2d, b["m3d"], b["m2d"])]))
+        fused = model.fused(h, has3d, has2d, b["m3d"], b["m2d"], model.training_fusion)
+        y = model.encoder(torch.cat([h[s] for s in names] + [fused]))
         y = y.chunk(len(names) + 1)
         y_streams, y_fused = dict(zip(names, y[:-1], strict=True)), y[-1]
         z = {s: model.projectors[s](y_streams[s]) for s in names}  # Z_i
@@ -109,7 +110,8 @@ class MultiSkeletonMoCo(nn.Module):
         n = len(b["x3d"])
         ones, zeros = torch.ones(n), torch.zeros(n)
         h = model.embed_streams(model.unified_streams(b["x3d"], b["m3d"], b["t3d"], b["x2d"], b["m2d"], b["t2d"]))
-        fused = model.fused(h, ones if use3d else zeros, zeros if use3d else ones, b["m3d"], b["m2d"])
+        fused = model.fused(h, ones if use3d else zeros, zeros if use3d else ones, b["m3d"], b["m2d"],
+                            model.training_fusion)
         return F.normalize(model.projectors["J" if use3d else "C"](model.encoder(fused)), dim=1)
 
     def forward(self, b: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
@@ -144,7 +146,8 @@ class Supervised(nn.Module):
         l_rec = reconstruction_loss(model.lift(b["x2d"], b["m2d"])[0], b["target"], b["target_mask"])
         has3d, has2d = modality_dropout(len(b["x3d"]))
         h = model.embed_streams(model.unified_streams(b["x3d"], b["m3d"], b["t3d"], b["x2d"], b["m2d"], b["t2d"]))
-        logits = model.classifier(model.encoder(model.fused(h, has3d, has2d, b["m3d"], b["m2d"])))
+        fused = model.fused(h, has3d, has2d, b["m3d"], b["m2d"], model.training_fusion)
+        logits = model.classifier(model.encoder(fused))
         l_ce = F.cross_entropy(logits, b["label"].long())
         loss = l_ce + l_rec
         return loss, {"loss": loss.item(), "ce": l_ce.item(), "rec": l_rec.item()}

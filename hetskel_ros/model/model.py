@@ -262,9 +262,9 @@ class HetSkelModel(nn.Module):
         return out
 
     def fused(self, h: dict[str, torch.Tensor], has3d: torch.Tensor, has2d: torch.Tensor, m3d: torch.Tensor,
-              m2d: torch.Tensor) -> torch.Tensor:
+              m2d: torch.Tensor, rule: str | None = None) -> torch.Tensor:
         """Early fusion h_F = linear(mean of the available embeddings) (eq. 8), with "available" per token by
-        ``cfg.fusion``:
+        ``rule`` (default ``cfg.fusion``; training passes ``training_fusion``):
 
         - "mean", as published: every input's tokens, prompts included where an input lacks the joint;
         - "masked": only the inputs that measured the joint in the token's frames, so a prompt standing in for a joint
@@ -277,15 +277,16 @@ class HetSkelModel(nn.Module):
         Where no input measured a joint, "mean" and "masked" average the prompts and "prefer_3d" keeps the 3D input's
         prompt. The semantic stream comes from measured 3D when there is any, else from the lifted 2D.
         """
+        rule = rule or self.cfg.fusion
         w3 = has3d[:, None, None, None]
         w2 = has2d[:, None, None, None]
         total = w3 * h["J"] + w2 * h["C"]
         count = w3 + w2
-        if self.cfg.fusion != "mean":
+        if rule != "mean":
             j3 = w3 * self.token_coverage(m3d)  # (B, T/patch, J, 1): share of the token's frames measured
             j2 = w2 * self.token_coverage(m2d)
             unmeasured = total / count  # the prompts' mean
-            if self.cfg.fusion == "prefer_3d":
+            if rule == "prefer_3d":
                 j2 = j2 * (1 - j3)
                 unmeasured = w3 * h["J"] + (1 - w3) * h["C"]  # the 3D input's own prompt
             measured = j3 + j2
@@ -296,6 +297,13 @@ class HetSkelModel(nn.Module):
             total = total + semantic
             count = count + 1
         return self.fuse(total / count)
+
+    @property
+    def training_fusion(self) -> str:
+        """The rule of the fused view the training objectives see. "prefer_3d" trains on "masked": the fused view of a
+        complete 3D skeleton would be the 3D view itself, which leaves eq. 10's consistency between the 3D stream and
+        the fused view nothing to learn and never shows the fusion layer a mix of both inputs."""
+        return "masked" if self.cfg.fusion == "prefer_3d" else self.cfg.fusion
 
     def token_coverage(self, mask: torch.Tensor) -> torch.Tensor:
         """(B, T, J) joint mask -> (B, T/patch, J, 1): the share of each token's frames in which the joint is seen."""
