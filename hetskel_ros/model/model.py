@@ -270,9 +270,10 @@ class HetSkelModel(nn.Module):
         - "masked": only the inputs that measured the joint in the token's frames, so a prompt standing in for a joint
           one sensor lacks (COCO-17 has no spine) does not dilute the other sensor's measurement of it;
         - "prefer_3d": the 3D input's tokens, except where it lacks a joint that the 2D input measured. The lift is an
-          estimate of the very coordinates a 3D sensor measures, so averaging it in can only add its error when 3D is
-          there; it fills what the 3D skeleton misses (occluded, untracked, outside the topology). A complete 3D
-          skeleton is thus fused exactly as it is seen alone: adding a camera never changes its answer.
+          estimate of the very coordinates a 3D sensor measures, so where 3D is there averaging it in mostly adds the
+          lift's error (fused fell below 3D in four of six runs, models/README.md); it fills what the 3D skeleton
+          misses (occluded, untracked, outside the topology). A complete 3D skeleton is thus fused exactly as it is
+          seen alone: adding a camera never changes its answer.
 
         Where no input measured a joint, "mean" and "masked" average the prompts and "prefer_3d" keeps the 3D input's
         prompt. The semantic stream comes from measured 3D when there is any, else from the lifted 2D.
