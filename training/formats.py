@@ -15,7 +15,7 @@ import pickle
 import re
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -89,23 +89,18 @@ class FormatError(ValueError):
 
 @dataclass
 class ScoredSequenceSet(SequenceSet):
-    """A SequenceSet plus what a sensor reports beside positions.
+    """A SequenceSet (whose ``confidence`` these readers always fill) plus the image size of 2D data.
 
     confidence: per sequence (T, N) in [0, 1]: Kinect tracked 1.0, inferred 0.5, not tracked / body absent 0;
     2D estimators' keypoint scores as given. image_shapes: per sequence (height, width) of 2D data, else None.
     """
 
-    confidence: list[np.ndarray] | None = None
     image_shapes: list[tuple[int, int] | None] | None = None
 
     def subset(self, indices: Sequence[int] | np.ndarray) -> ScoredSequenceSet:
         base = super().subset(indices)
-        idx = [int(i) for i in indices]
-        return ScoredSequenceSet(
-            **{f.name: getattr(base, f.name) for f in fields(SequenceSet)},
-            confidence=None if self.confidence is None else [self.confidence[i] for i in idx],
-            image_shapes=None if self.image_shapes is None else [self.image_shapes[i] for i in idx],
-        )
+        return replace(base, image_shapes=None if self.image_shapes is None
+                       else [self.image_shapes[int(i)] for i in indices])
 
 
 # --------------------------------------------------------------------------------------------------- NTU names

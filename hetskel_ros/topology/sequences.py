@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -29,9 +29,17 @@ _REQUIRED_KEYS = ("positions", "offsets", "label", "label_names", "style", "styl
 
 @dataclass
 class SequenceSet:
-    """Labelled skeleton sequences of one topology (native joint order)."""
+    """Labelled skeleton sequences of one topology (native joint order), 3D or 2D.
 
-    sequences: list[np.ndarray]  # each (T, N, 3) float32
+    ``confidence`` holds per sequence a (T, N) array in [0, 1] when the file has one: what marks untracked joints
+    as missing (``Topology.to_unified(positions, confidence)`` drops joints below 0.05). Its levels: 1 = measured
+    (tracked, visible); 0.5 = the sensor's guess (Kinect "inferred", Penn Action "annotated but occluded"): kept as
+    a present joint, since the position is still the best estimate of where the joint is; 0 = absent.
+    ``groups`` holds every per-sequence grouping the file has (``style``, ``subject``, ``view``, ...): name ->
+    (indices, names), the keys a data set's standard protocol splits by.
+    """
+
+    sequences: list[np.ndarray]  # each (T, N, C) float32, C = 3 or 2
     labels: np.ndarray  # (S,) int: index into label_names
     label_names: tuple[str, ...]
     styles: np.ndarray  # (S,) int: index into style_names
@@ -40,6 +48,8 @@ class SequenceSet:
     fps: float
     joints: tuple[str, ...] = ()  # native joint names, in order
     topology: str = "bandai_mocap"
+    confidence: list[np.ndarray] | None = None
+    groups: dict[str, tuple[np.ndarray, tuple[str, ...]]] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.sequences)
@@ -48,31 +58,72 @@ class SequenceSet:
     def num_frames(self) -> int:
         return int(sum(len(s) for s in self.sequences))
 
+    @property
+    def dims(self) -> int:
+        return int(self.sequences[0].shape[-1]) if self.sequences else 3
+
     def stacked(self) -> tuple[np.ndarray, np.ndarray]:
-        """All frames as one (F, N, 3) array and the (S+1,) offsets, for vectorised processing."""
+        """All frames as one (F, N, C) array and the (S+1,) offsets, for vectorised processing."""
         offsets = np.concatenate([[0], np.cumsum([len(s) for s in self.sequences])]).astype(np.int64)
         if not self.sequences:
             return np.zeros((0, len(self.joints), 3), np.float32), offsets
         return np.concatenate(self.sequences).astype(np.float32, copy=False), offsets
 
+    def group(self, key: str) -> tuple[np.ndarray, tuple[str, ...]]:
+        """(per-sequence index, names) of a grouping such as "subject" or "view"; an unknown key names the known."""
+        if key == "style":
+            return self.styles, self.style_names
+        if key not in self.groups:
+            raise TopologyError(f"sequence set has no grouping '{key}' (has: style, {', '.join(self.groups)})")
+        return self.groups[key]
+
     def subset(self, indices: Sequence[int] | np.ndarray) -> SequenceSet:
         """The sequences at ``indices`` (in that order), keeping the vocabularies of labels and styles."""
         idx = [int(i) for i in indices]
-        return SequenceSet(
+        return replace(
+            self,
             sequences=[self.sequences[i] for i in idx],
             labels=self.labels[idx].copy(),
-            label_names=self.label_names,
             styles=self.styles[idx].copy(),
-            style_names=self.style_names,
             names=tuple(self.names[i] for i in idx),
-            fps=self.fps,
-            joints=self.joints,
-            topology=self.topology,
+            confidence=None if self.confidence is None else [self.confidence[i] for i in idx],
+            groups={k: (v[idx].copy(), n) for k, (v, n) in self.groups.items()},
         )
 
 
-def load_sequences(path: str | Path) -> SequenceSet:
-    """Read a sequence set npz; a missing key or inconsistent offsets is a TopologyError naming file and key."""
+def topology_for_joints(joints: Sequence[str], path: Path) -> str:
+    """The one shipped topology whose native joints are exactly ``joints`` (in any order)."""
+    from hetskel_ros.topology.topology import list_topologies, load_topology
+
+    wanted = set(joints)
+    matches = [name for name in list_topologies() if set(load_topology(name).joints) == wanted]
+    if len(matches) != 1:
+        found = f"several topologies ({', '.join(matches)})" if matches else "no topology"
+        raise TopologyError(f"{path}: key 'joints' {list(joints)} matches {found}; add a 'topology' key naming one")
+    return matches[0]
+
+
+def native_order(joints: Sequence[str], topology: str, path: Path) -> np.ndarray:
+    """Index array taking a file's joint order to the topology's; unknown or missing joints are an error."""
+    from hetskel_ros.topology.topology import load_topology
+
+    expected = load_topology(topology).joints
+    unknown = [j for j in joints if j not in expected]
+    missing = [j for j in expected if j not in joints]
+    if unknown or missing or len(joints) != len(expected):
+        raise TopologyError(f"{path}: key 'joints' does not fit topology '{topology}': unknown {unknown}, "
+                            f"missing {missing}")
+    return np.array([list(joints).index(j) for j in expected], dtype=np.int64)
+
+
+def load_sequences(path: str | Path, topology: str | None = None) -> SequenceSet:
+    """Read a sequence set npz, 3D or 2D, in the topology's native joint order.
+
+    The topology is ``topology``, else the file's ``topology`` key, else the one shipped topology whose joints the
+    file's ``joints`` names; a file in another joint order is reordered by those names. An optional ``confidence``
+    key (frames, N) comes along. A missing key, a wrong shape or an unknown joint is a TopologyError naming the file
+    and the key.
+    """
     path = Path(path)
     try:
         archive = np.load(path, allow_pickle=False)
@@ -90,21 +141,48 @@ def load_sequences(path: str | Path) -> SequenceSet:
         names = tuple(str(s) for s in archive["names"])
         joints = tuple(str(s) for s in archive["joints"])
         fps = float(archive["fps"])
-        topology = str(archive["topology"]) if "topology" in archive.files else "bandai_mocap"
-    if positions.ndim != 3 or positions.shape[1:] != (len(joints), 3):
-        raise TopologyError(f"{path}: key 'positions' must be (frames, {len(joints)}, 3), got {positions.shape}")
+        stored = str(archive["topology"]) if "topology" in archive.files else None
+        confidence = archive["confidence"] if "confidence" in archive.files else None
+        groups = {key[: -len("_names")]: (archive[key[: -len("_names")]].astype(np.int64),
+                                          tuple(str(s) for s in archive[key]))
+                  for key in archive.files
+                  if key.endswith("_names") and key not in ("label_names", "style_names")
+                  and key[: -len("_names")] in archive.files}
+    if positions.ndim != 3 or positions.shape[1] != len(joints) or positions.shape[2] not in (2, 3):
+        raise TopologyError(f"{path}: key 'positions' must be (frames, {len(joints)}, 3 or 2), got {positions.shape}")
     count = len(names)
     rising = offsets.shape == (count + 1,) and offsets[0] == 0 and np.all(np.diff(offsets) >= 0)
     if not rising or offsets[-1] != len(positions):
         raise TopologyError(
             f"{path}: key 'offsets' must rise from 0 to {len(positions)} with {count + 1} entries, got {offsets.shape}"
         )
-    for key, values, vocab in (("label", labels, label_names), ("style", styles, style_names)):
+    for key, values, vocab in (("label", labels, label_names), ("style", styles, style_names),
+                               *((k, v, n) for k, (v, n) in groups.items())):
         if values.shape != (count,) or (count and (values.min() < 0 or values.max() >= len(vocab))):
             raise TopologyError(f"{path}: key '{key}' must hold {count} indices into '{key}_names'")
+    if confidence is not None and confidence.shape != positions.shape[:2]:
+        raise TopologyError(f"{path}: key 'confidence' must be {positions.shape[:2]}, got {confidence.shape}")
+    topology = topology or stored or topology_for_joints(joints, path)
+    _check_dims(topology, positions.shape[2], path)
+    order = native_order(joints, topology, path)
+    if not np.array_equal(order, np.arange(len(joints))):
+        positions = positions[:, order]
+        confidence = None if confidence is None else confidence[:, order]
+        joints = tuple(joints[i] for i in order)
     positions = positions.astype(np.float32, copy=False)
     sequences = [positions[offsets[i] : offsets[i + 1]] for i in range(count)]
-    return SequenceSet(sequences, labels, label_names, styles, style_names, names, fps, joints, topology)
+    scores = None if confidence is None else [
+        confidence[offsets[i] : offsets[i + 1]].astype(np.float32) for i in range(count)]
+    return SequenceSet(sequences, labels, label_names, styles, style_names, names, fps, joints, topology, scores,
+                       groups)
+
+
+def _check_dims(topology: str, dims: int, path: Path) -> None:
+    from hetskel_ros.topology.topology import load_topology
+
+    expected = load_topology(topology).dims
+    if dims != expected:
+        raise TopologyError(f"{path}: key 'positions' has {dims} coordinates, topology '{topology}' is {expected}D")
 
 
 def write_sequences(path: str | Path, data: SequenceSet, *, compressed: bool = True) -> Path:
@@ -126,8 +204,17 @@ def write_sequences(path: str | Path, data: SequenceSet, *, compressed: bool = T
             joints=np.array(data.joints, dtype=str),
             fps=np.int64(data.fps) if float(data.fps).is_integer() else np.float64(data.fps),
             topology=np.array(data.topology),
+            **({} if data.confidence is None else {"confidence": _stacked_confidence(data)}),
+            **{key: np.asarray(values, dtype=np.int16) for key, (values, _) in data.groups.items()},
+            **{f"{key}_names": np.array(names, dtype=str) for key, (_, names) in data.groups.items()},
         )
     return path
+
+
+def _stacked_confidence(data: SequenceSet) -> np.ndarray:
+    if not data.confidence:
+        return np.zeros((0, len(data.joints)), np.float32)
+    return np.concatenate(data.confidence).astype(np.float32)
 
 
 def sample_path() -> Path:

@@ -23,6 +23,7 @@ from hetskel_ros.topology.unified import UnifiedSkeleton, load_unified
 from hetskel_ros.topology.vocabulary import load_vocabulary
 
 UP_PATTERN = re.compile(r"^[+-][xyz]$")
+NATIVE_PREFIX = "native:"  # a derived joint's source written so is the native joint of that name
 
 
 @dataclass(frozen=True)
@@ -318,22 +319,28 @@ def parse_derived(
         if not isinstance(sources, dict) or not sources:
             raise item.error("from", f"must be a non-empty mapping of joint: weight, got {sources!r}")
         parsed: list[tuple[str, float]] = []
-        for source, weight in sources.items():
+        for written, weight in sources.items():
             if isinstance(weight, bool) or not isinstance(weight, int | float) or not np.isfinite(weight):
-                raise item.error(f"from.{source}", f"weight must be a finite number, got {weight!r}")
+                raise item.error(f"from.{written}", f"weight must be a finite number, got {weight!r}")
+            # "native:NAME" names the native joint where NAME is also a canonical joint of another native one
+            # (a data set whose left/right labels are mirrored); _build_plan resolves native names first
+            source = str(written).removeprefix(NATIVE_PREFIX)
+            forced_native = str(written).startswith(NATIVE_PREFIX)
+            if forced_native and source not in natives:
+                raise item.error(f"from.{written}", f"'{source}' is not a native joint (not in 'joints')")
             is_native = source in natives
-            is_canonical = source in defined
+            is_canonical = source in defined and not forced_native
             if not is_native and not is_canonical:
                 raise item.error(
-                    f"from.{source}",
+                    f"from.{written}",
                     f"derived joint '{joint}' uses unknown source '{source}' (neither a native joint nor a "
                     f"canonical joint defined before this entry)",
                 )
             if is_native and is_canonical and canonical.get(source) != source:
                 raise item.error(
-                    f"from.{source}",
+                    f"from.{written}",
                     f"source '{source}' is ambiguous: a native joint and also the canonical joint from "
-                    f"{defined[source]}",
+                    f"{defined[source]}; write '{NATIVE_PREFIX}{source}' for the native joint",
                 )
             parsed.append((str(source), float(weight)))
         if sum(w for _, w in parsed) <= 0:
