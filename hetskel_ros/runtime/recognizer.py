@@ -33,11 +33,13 @@ from dataclasses import dataclass, field, fields
 import numpy as np
 
 from hetskel_ros.model.bundle import Bundle
+from hetskel_ros.model.features import empty_row, fill_slot
 from hetskel_ros.runtime.association import AssociationRule, Candidate, associate
 from hetskel_ros.runtime.buffers import TrackBuffer
 from hetskel_ros.runtime.observation import Observation
-from hetskel_ros.topology import TopologyError, load_robot, load_topology, load_unified, normalize
-from hetskel_ros.topology.window import window_times
+from hetskel_ros.topology import TopologyError, load_robot, load_topology, load_unified
+from hetskel_ros.topology.normalize import Normalization
+from hetskel_ros.topology.window import next_due, window_times
 
 UNKNOWN = "unknown"
 FUSED = "fused"
@@ -187,7 +189,7 @@ class Recognizer:
         self.window, self.fps = int(cfg.window), float(cfg.fps)
         self.span = (self.window - 1) / self.fps
         self.labels = list(bundle.label_names)
-        self.yaw_align = bool(bundle.normalization.get("yaw_align", True))
+        self.normalization = Normalization.from_dict(bundle.normalization, self.skeleton)
         self.groups = self._groups(inputs)
         self.counters = {name: InputCounters() for name in self.inputs}
         self.events: Counter = Counter()
@@ -387,9 +389,8 @@ class Recognizer:
     # -- windows ------------------------------------------------------------------------------------------------
     def _schedule(self, track: _Track) -> None:
         """Cut the window ending at the track's newest frame, and move its next due time along the grid."""
-        stride = self.config.window_stride_s
         end = track.last_stamp
-        track.next_due += stride * (math.floor((end - track.next_due + STAMP_TOLERANCE_S) / stride) + 1)
+        track.next_due = float(next_due(track.next_due, end, self.config.window_stride_s, STAMP_TOLERANCE_S))
         group = next((g for g in self.groups.values() if track.input in (g.primary, g.secondary)), None)
         times = window_times(end, self.window, self.fps)
         if group is None:
@@ -432,23 +433,16 @@ class Recognizer:
 
     def _view(self, track: _Track, times: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         frames, present = track.buffer.sample(times)
-        x = normalize(frames, present, self.skeleton, up=track.up, yaw_align=self.yaw_align and track.dims == 3)
+        x = self.normalization.apply(frames, present, self.skeleton, up=track.up)
         return x, present
 
     def _queue(self, first: _Track | None, second: _Track | None, times: np.ndarray, source: str,
                key: tuple[str, int]) -> None:
         """One model input row: each view in the slot of its dimensionality (a fused pair fills both)."""
-        T, J = self.window, self.skeleton.num_joints
-        row: dict[str, np.ndarray | float | int] = {
-            "x3d": np.zeros((T, J, 3), np.float32), "m3d": np.zeros((T, J), np.float32), "t3d": 0,
-            "x2d": np.zeros((T, J, 2), np.float32), "m2d": np.zeros((T, J), np.float32), "t2d": 0,
-            "has3d": 0.0, "has2d": 0.0}
+        row = empty_row(self.window, self.skeleton.num_joints)
         views = [t for t in (first, second) if t is not None]
         for track in views:
-            slot = "3d" if track.dims == 3 else "2d"
-            x, present = self._view(track, times)
-            row[f"x{slot}"], row[f"m{slot}"] = x, present.astype(np.float32)
-            row[f"t{slot}"], row[f"has{slot}"] = track.prompt, 1.0
+            fill_slot(row, *self._view(track, times), track.prompt)
         driver = views[0]
         if len(self._pending) >= self.config.max_pending:
             self._pending.popleft()

@@ -19,6 +19,7 @@ from hetskel_ros.model.config import INDEX_INPUTS, preset
 from hetskel_ros.paths import models_dir
 from hetskel_ros.runtime.base import INPUT_NAMES
 from hetskel_ros.topology import load_topology, load_unified, normalize
+from hetskel_ros.topology.normalize import Normalization
 from hetskel_ros.topology.sequences import SequenceSet, default_mocap_path, load_sequences
 from hetskel_ros.topology.window import interpolate_frames, window_times
 
@@ -73,6 +74,7 @@ def mocap_inputs(bundle: Bundle, count: int, mode: str = "both", *, data: Sequen
     data = data if data is not None else load_sequences(default_mocap_path())
     cfg = bundle.config
     skeleton = load_unified()
+    normalization = Normalization.from_dict(bundle.normalization, skeleton)
     native = load_topology(data.topology)
     coverage_2d = load_topology(VIEW_2D).coverage(skeleton)
     t3, t2 = bundle.topology_index(data.topology), bundle.topology_index(VIEW_2D)
@@ -87,8 +89,7 @@ def mocap_inputs(bundle: Bundle, count: int, mode: str = "both", *, data: Sequen
         span = (cfg.window - 1) / cfg.fps
         end = max(span, offset * stamps[-1]) if stamps[-1] > span else stamps[-1]
         frames, present = interpolate_frames(stamps, unified, mask, window_times(end, cfg.window, cfg.fps))
-        x3d = normalize(frames, present, skeleton, up=native.up,
-                        yaw_align=bool(bundle.normalization.get("yaw_align", True)))
+        x3d = normalization.apply(frames, present, skeleton, up=native.up)
         m2d = present & coverage_2d[None]
         pixels = np.where(m2d[..., None], frames @ camera.T, 0.0)
         x2d = normalize(pixels, m2d, skeleton, up="-y", yaw_align=False)

@@ -8,6 +8,9 @@ first keeps all of them upright), so yaw alignment rotates about the vertical ax
 
 from __future__ import annotations
 
+import warnings
+from dataclasses import dataclass
+
 import numpy as np
 
 from hetskel_ros.topology.errors import TopologyError
@@ -126,3 +129,132 @@ def normalize(
     result = (points.astype(np.float32) - origin.astype(np.float32)) @ linear.T.astype(np.float32)
     result[~present] = 0.0
     return result
+
+
+def bone_parents(skeleton: UnifiedSkeleton) -> np.ndarray:
+    """(J,) index of each unified joint's parent in the bone tree (-1 for the root), from config/unified.yaml."""
+    parents = np.full(skeleton.num_joints, -1, dtype=np.int64)
+    for parent, child in skeleton.bone_indices:
+        parents[child] = parent
+    return parents
+
+
+def _tree_order(parents: np.ndarray) -> list[int]:
+    """Joints ordered so that every parent comes before its children."""
+    depth = np.zeros(len(parents), dtype=np.int64)
+    for j in range(len(parents)):
+        k = j
+        while parents[k] >= 0:
+            depth[j] += 1
+            k = parents[k]
+    return [int(j) for j in np.argsort(depth, kind="stable")]
+
+
+def measured_bone_lengths(points: np.ndarray, mask: np.ndarray, skeleton: UnifiedSkeleton) -> np.ndarray:
+    """(F, J) length of each joint's bone to its parent per frame (NaN where either end is missing or no parent)."""
+    parents = bone_parents(skeleton)
+    has_parent = parents >= 0
+    lengths = np.full(np.asarray(mask).shape, np.nan)
+    parent_of = np.where(has_parent, parents, 0)
+    both = np.asarray(mask) & np.asarray(mask)[:, parent_of] & has_parent[None]
+    diff = np.asarray(points, np.float64) - np.asarray(points, np.float64)[:, parent_of]
+    lengths[both] = np.linalg.norm(diff, axis=-1)[both]
+    return lengths
+
+
+def rescale_bones(unified: np.ndarray, mask: np.ndarray, skeleton: UnifiedSkeleton,
+                  template: np.ndarray) -> np.ndarray:
+    """(T, J, 3) unified 3D joints -> the same poses with every bone at its ``template`` length (J,), per frame.
+
+    Walking the bone tree from the root, each present joint keeps its direction from its nearest present ancestor
+    and is placed at the template distance along it: the sum of the template lengths of the bones between them, so
+    a missing joint scales from the nearest ancestor that is there. The root stays where it is, so whole-body
+    motion is kept; a joint with no present ancestor is left as it is. Why: people, sensors' joint definitions and
+    robots differ in proportions (a humanoid's limbs are short after torso scaling), which a model otherwise reads
+    as different motion. Only for 3D: 2D keeps its foreshortening. NaN template entries (a bone no training data
+    measured) keep the measured length.
+    """
+    points = np.asarray(unified, np.float64)
+    present = np.asarray(mask, dtype=bool)
+    if points.ndim != 3 or points.shape[2] != 3 or present.shape != points.shape[:2]:
+        raise TopologyError(f"rescale_bones expects 3D unified (T, J, 3) and mask (T, J), got {points.shape} and "
+                            f"{present.shape}")
+    parents = bone_parents(skeleton)
+    out = points.copy()
+    anchor = np.full(present.shape, -1, dtype=np.int64)  # nearest present ancestor of each joint, per frame
+    chain = np.zeros(present.shape)  # template distance to it
+    for j in _tree_order(parents):
+        p = parents[j]
+        if p < 0:
+            continue
+        length = template[j]
+        parent_present = present[:, p]
+        anchor[:, j] = np.where(parent_present, p, anchor[:, p])
+        chain[:, j] = np.where(parent_present, 0.0, chain[:, p]) + (length if np.isfinite(length) else np.nan)
+        a = anchor[:, j]
+        rows = np.flatnonzero(present[:, j] & (a >= 0))
+        if not rows.size:
+            continue
+        ancestor = a[rows]
+        offset = points[rows, j] - points[rows, ancestor]
+        distance = np.linalg.norm(offset, axis=-1)
+        target = chain[rows, j]
+        scale = np.where((distance > 1e-9) & np.isfinite(target), target / np.maximum(distance, 1e-9), 1.0)
+        out[rows, j] = out[rows, ancestor] + offset * scale[:, None]
+    out[~present] = 0.0
+    return out.astype(np.float32)
+
+
+def template_lengths(clips: list[tuple[np.ndarray, np.ndarray]], skeleton: UnifiedSkeleton) -> np.ndarray:
+    """(J,) median bone length to the parent over every frame of (positions, mask) 3D clips; NaN if never seen."""
+    """Left and right bones get their common median, so a mirrored pose keeps its proportions."""
+    if not clips:
+        return np.full(skeleton.num_joints, np.nan)
+    lengths = np.concatenate([measured_bone_lengths(p, m, skeleton) for p, m in clips])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns: bones no clip measured
+        medians = np.nanmedian(lengths, axis=0)
+        for left, right in skeleton.flip_pairs:
+            i, j = skeleton.index(left), skeleton.index(right)
+            medians[i] = medians[j] = np.nanmedian(np.concatenate([lengths[:, i], lengths[:, j]]))
+    return medians
+
+
+@dataclass(frozen=True)
+class Normalization:
+    """How windows are normalised before the model sees them; stored in the bundle so that the node, the feature
+    API and training apply exactly the same steps.
+
+    bone_lengths: None (proportions as measured) or the template (J,) in metres that :func:`rescale_bones` puts
+    every 3D skeleton onto before :func:`normalize` (the median over the training data; NaN: bone never measured).
+    """
+
+    yaw_align: bool = True
+    bone_lengths: tuple[float, ...] | None = None
+
+    @classmethod
+    def from_dict(cls, values: dict, skeleton: UnifiedSkeleton) -> Normalization:
+        lengths = values.get("bone_lengths")
+        if lengths is not None:
+            if not isinstance(lengths, dict):
+                raise TopologyError(f"normalization 'bone_lengths' must map unified joints to metres, got {lengths!r}")
+            unknown = sorted(set(lengths) - set(skeleton.names))
+            if unknown:
+                raise TopologyError(f"normalization 'bone_lengths' names joints {unknown} the unified skeleton lacks")
+            lengths = tuple(float(lengths[n]) if lengths.get(n) is not None else float("nan") for n in skeleton.names)
+        return cls(yaw_align=bool(values.get("yaw_align", True)), bone_lengths=lengths)
+
+    def to_dict(self, skeleton: UnifiedSkeleton) -> dict:
+        """For the bundle's meta.json: the template by joint name, null where no bone was measured."""
+        out: dict = {"yaw_align": self.yaw_align, "root": skeleton.root, "torso": list(skeleton.torso)}
+        if self.bone_lengths is not None:
+            out["bone_lengths"] = {n: (round(v, 5) if np.isfinite(v) else None)
+                                   for n, v in zip(skeleton.names, self.bone_lengths, strict=True)}
+        return out
+
+    def apply(self, frames: np.ndarray, mask: np.ndarray, skeleton: UnifiedSkeleton, *, up: str) -> np.ndarray:
+        """One window (T, J, C) of unified joints in the sensor's axes -> the model's body-frame input."""
+        dims = np.asarray(frames).shape[-1]
+        if dims == 3 and self.bone_lengths is not None:
+            frames = rescale_bones(frames, mask, skeleton, np.asarray(self.bone_lengths))
+        return normalize(frames, mask, skeleton, up=up, yaw_align=self.yaw_align and dims == 3)

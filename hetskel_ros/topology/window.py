@@ -38,3 +38,25 @@ def interpolate_frames(
     present = mask[lower] & mask[upper]
     out = np.where(present[..., None], out, 0.0).astype(np.float32)
     return out, present
+
+
+def next_due(due: float, end: float, stride: float, tolerance: float = 1e-6) -> float:
+    """The first time on the grid ``due + k * stride`` after a window that ended at ``end`` (k >= 1)."""
+    return due + stride * (np.floor((end - due + tolerance) / stride) + 1)
+
+
+def window_ends(stamps: np.ndarray, span: float, stride: float, min_fill: float, phase: float = 0.0,
+                tolerance: float = 1e-6) -> list[float]:
+    """The stamps at which the ROS node cuts a track's windows (runtime.recognizer schedules them so, frame by
+    frame): the first at least ``min_fill`` of a window ``span`` after the track began (plus ``phase``), then the
+    first frame at or after each further ``stride``. Empty when the track ends before its first window."""
+    stamps = np.asarray(stamps, dtype=np.float64)
+    if not len(stamps):
+        return []
+    due = float(stamps[0] + min_fill * span + phase)
+    ends = []
+    for stamp in stamps:
+        if stamp >= due - tolerance:
+            ends.append(float(stamp))
+            due = float(next_due(due, stamp, stride, tolerance))
+    return ends
