@@ -49,21 +49,28 @@ def load_run(run_dir: Path, data: Data | None = None) -> tuple[TrainConfig, torc
     """The config, trained model and data of a finished (or interrupted) run directory."""
     cfg = TrainConfig.load(run_dir / "config.yaml")
     data = data or load_data(cfg)
-    model = build_model(cfg, data.label_names)
+    model = build_model(cfg, data.label_names, data.topologies)
     state = torch.load(run_dir / "checkpoint.pt", weights_only=False)["objective"]
     model.load_state_dict({k.removeprefix("model."): v for k, v in state.items() if k.startswith("model.")})
     return cfg, model.eval(), data
 
 
-def make_bundle(model, data: Data, head: dict, provenance: dict) -> Bundle:
-    """The shipped model: encoder + the shared linear head fitted on frozen features, with its ONNX graph."""
+def make_bundle(model, data: Data, head: dict, provenance: dict, label_names: list[str] | None = None) -> Bundle:
+    """The shipped model: encoder + the shared linear head fitted on frozen features, with its ONNX graph.
+
+    ``label_names`` (default: the data's): the head's classes, e.g. a merged vocabulary of several data sets."""
+    names = list(label_names if label_names is not None else data.label_names)
+    weight = torch.from_numpy(np.asarray(head["weight"], np.float32))
+    if weight.shape[0] != model.classifier.out_features:  # a head over another vocabulary than pretraining's
+        model.cfg = replace(model.cfg, num_classes=weight.shape[0])
+        model.classifier = torch.nn.Linear(weight.shape[1], weight.shape[0])
     with torch.no_grad():
-        model.classifier.weight.copy_(torch.from_numpy(np.asarray(head["weight"], np.float32)))
+        model.classifier.weight.copy_(weight)
         model.classifier.bias.copy_(torch.from_numpy(np.asarray(head["bias"], np.float32)))
     skeleton = load_unified()
-    return Bundle(config=model.cfg, unified_joints=list(skeleton.names), label_names=list(data.label_names),
-                  normalization={"yaw_align": True, "root": skeleton.root, "torso": list(skeleton.torso)},
-                  provenance=provenance, weights=state_to_numpy(model), onnx=export_onnx(model))
+    return Bundle(config=model.cfg, unified_joints=list(skeleton.names), label_names=names,
+                  normalization=data.normalization.to_dict(skeleton), provenance=provenance,
+                  weights=state_to_numpy(model), onnx=export_onnx(model))
 
 
 def provenance(cfg: TrainConfig, data: Data, results: dict, run_dir: Path) -> dict:
@@ -90,6 +97,7 @@ def plot_loss(run_dir: Path, path: Path) -> None:
         ax.plot([r["epoch"] for r in log], [r[key] for r in log], label=key)
     ax.set_xlabel("epoch"), ax.set_yscale("log"), ax.legend(), ax.set_title("pretraining loss")
     fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
@@ -126,6 +134,33 @@ def write_outputs(cfg: TrainConfig, model, data: Data, results: dict, run_dir: P
     print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB) and {out.with_suffix('.report.md')}")
 
 
+def protocol_tables(cfg: TrainConfig, model, data: Data, names: list[str] | None = None) -> dict[str, dict]:
+    """Every registered data set on its standard protocol; a set the run did not pretrain on is a transfer row."""
+    from .datasets import load_dataset, registry
+    from .protocols import evaluate_set
+
+    tables = {}
+    for name in names or list(registry()):
+        loaded = data.datasets.get(name) or load_dataset(name, sample=cfg.sample_data)
+        tables[name] = {**evaluate_set(model, data.normalization, loaded, cfg.seed),
+                        "pretrained_on_its_training_split": name in data.datasets}
+    return tables
+
+
+def cmd_protocols(args) -> int:
+    """Per-data-set tables of a trained run (encoder against the raw-joint baselines), to run_dir/protocols.*"""
+    from .protocols import format_tables
+
+    run_dir = Path(args.run_dir)
+    cfg, model, data = load_run(run_dir)
+    tables = protocol_tables(cfg, model, data, args.datasets)
+    (run_dir / "protocols.json").write_text(json.dumps(tables, indent=2))
+    text = format_tables(tables)
+    (run_dir / "protocols.md").write_text(text + "\n")
+    print(text)
+    return 0
+
+
 def cmd_export(args) -> int:
     """Evaluate a trained run and write its bundle and report (no baseline, no ablations)."""
     run_dir, out = Path(args.run_dir), Path(args.out)
@@ -140,6 +175,13 @@ def cmd_report(args) -> int:
     """Pretrain, evaluate, train the baseline and ablations, export the bundle, write the report beside it."""
     cfg = TrainConfig.load(args.config, data=args.data, epochs=args.epochs)
     run_dir, out = Path(args.run_dir), Path(args.out)
+    if cfg.datasets:  # several real data sets: per-set protocols, transfer, heterogeneity (training/union.py)
+        from .union import union_report
+
+        parts = tuple(p for p in (args.parts or "main").split(",") if p)
+        union_report(cfg, run_dir, out, parts, progress=not args.quiet)
+        print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB) and {out.with_suffix('.report.md')}")
+        return 0
     data = load_data(cfg)
     began = time.monotonic()
     pretrain(cfg, run_dir / "pretrain", data, progress=not args.quiet)
@@ -170,13 +212,20 @@ def main(argv: list[str] | None = None) -> int:
     sub.choices["report"].add_argument("--out", required=True, help="bundle path, e.g. models/default.hetskel")
     sub.choices["report"].add_argument("--no-baseline", action="store_true")
     sub.choices["report"].add_argument("--no-ablations", action="store_true")
+    sub.choices["report"].add_argument(
+        "--parts", help="multi-data-set configs: comma-separated parts of the report to run: main (always), lodo, "
+        "single, ablations, seeds (default: main); finished trainings are reused")
     p = sub.add_parser("evaluate")
     p.add_argument("--run-dir", required=True)
+    p = sub.add_parser("protocols", help="every data set on its standard protocol, against raw-joint baselines")
+    p.add_argument("--run-dir", required=True)
+    p.add_argument("--datasets", nargs="*", help="names in training/configs/datasets.yaml (default: all)")
     p = sub.add_parser("export")
     p.add_argument("--run-dir", required=True)
     p.add_argument("--out", required=True)
     args = parser.parse_args(argv)
-    return {"pretrain": cmd_pretrain, "evaluate": cmd_evaluate, "export": cmd_export, "report": cmd_report}[
+    return {"pretrain": cmd_pretrain, "evaluate": cmd_evaluate, "export": cmd_export, "report": cmd_report,
+            "protocols": cmd_protocols}[
         args.command](args)
 
 

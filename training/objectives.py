@@ -54,6 +54,23 @@ def modality_dropout(batch: int, generator: torch.Generator | None = None) -> tu
     return has3d, has2d
 
 
+def second_2d_view(model: HetSkelModel, b: dict[str, torch.Tensor], h: dict[str, torch.Tensor],
+                   has3d: torch.Tensor, has2d: torch.Tensor) -> tuple[dict, torch.Tensor, torch.Tensor]:
+    """Samples of 2D-only data sets (``real3d`` 0) have no 3D view: their second real 2D view, lifted, stands in for
+    the 3D stream, and their fused view sees the 2D input only. Returns (embeddings, has3d, has2d)."""
+    real3d = b.get("real3d")
+    if real3d is None or bool((real3d > 0.5).all()):
+        return h, has3d, has2d
+    u_b, _, lifted_b = model.prompted_lift(b["x2d_b"], b["m2d_b"], b["t2d_b"])
+    w = real3d[:, None, None, None]
+    h = dict(h)
+    h["J"] = w * h["J"] + (1 - w) * model.embed["C"](u_b)
+    if "S" in h:
+        semantic_b = model.semantic_prompts(model.semantic(lifted_b), b["m2d_b"], b["t2d_b"])
+        h["S"] = w * h["S"] + (1 - w) * model.embed["S"](semantic_b)
+    return h, has3d * real3d, torch.maximum(has2d, 1 - real3d)
+
+
 def batch_tensors(batch: dict) -> dict[str, torch.Tensor]:
     out = {}
     for key, value in batch.items():
@@ -77,8 +94,8 @@ class HetSkelObjective(nn.Module):
         model = self.model
         streams = model.unified_streams(b["x3d"], b["m3d"], b["t3d"], b["x2d"], b["m2d"], b["t2d"])
         l_rec = reconstruction_loss(streams["lifted"], b["target"], b["target_mask"])
-        h = model.embed_streams(streams)
         has3d, has2d = modality_dropout(len(b["x3d"]))
+        h, has3d, has2d = second_2d_view(model, b, model.embed_streams(streams), has3d, has2d)
         names = [s for s in STREAMS if s in h]
         # one encoder call for y_J, y_C, y_S and y_F (eq. 9)
         fused = model.fused(h, has3d, has2d, b["m3d"], b["m2d"], model.training_fusion)
@@ -110,6 +127,8 @@ class MultiSkeletonMoCo(nn.Module):
         n = len(b["x3d"])
         ones, zeros = torch.ones(n), torch.zeros(n)
         h = model.embed_streams(model.unified_streams(b["x3d"], b["m3d"], b["t3d"], b["x2d"], b["m2d"], b["t2d"]))
+        if use3d:  # a 2D-only data set's "3D" view is its second real 2D view, lifted (second_2d_view)
+            h, _, _ = second_2d_view(model, b, h, ones, zeros)
         fused = model.fused(h, ones if use3d else zeros, zeros if use3d else ones, b["m3d"], b["m2d"],
                             model.training_fusion)
         return F.normalize(model.projectors["J" if use3d else "C"](model.encoder(fused)), dim=1)
@@ -122,7 +141,7 @@ class MultiSkeletonMoCo(nn.Module):
                 p_k.mul_(self.momentum).add_(p_q.detach(), alpha=1 - self.momentum)
             k = torch.cat([self.embed(self.key_model, b, False), self.embed(self.key_model, b, True)])
         positives = (q * k).sum(dim=1, keepdim=True)
-        negatives = q @ self.queue.T
+        negatives = q @ self.queue.clone().T  # the queue is updated in place below, before backward
         logits = torch.cat([positives, negatives], dim=1) / self.temperature
         l_nce = F.cross_entropy(logits, torch.zeros(len(q), dtype=torch.long))  # eq. 6
         with torch.no_grad():
@@ -146,6 +165,7 @@ class Supervised(nn.Module):
         l_rec = reconstruction_loss(model.lift(b["x2d"], b["m2d"])[0], b["target"], b["target_mask"])
         has3d, has2d = modality_dropout(len(b["x3d"]))
         h = model.embed_streams(model.unified_streams(b["x3d"], b["m3d"], b["t3d"], b["x2d"], b["m2d"], b["t2d"]))
+        h, has3d, has2d = second_2d_view(model, b, h, has3d, has2d)
         fused = model.fused(h, has3d, has2d, b["m3d"], b["m2d"], model.training_fusion)
         logits = model.classifier(model.encoder(fused))
         l_ce = F.cross_entropy(logits, b["label"].long())

@@ -10,6 +10,7 @@ import json
 import math
 import os
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from tqdm import tqdm
 from hetskel_ros.model.config import ModelConfig, preset
 from hetskel_ros.model.model import HetSkelModel, count_parameters
 from hetskel_ros.topology import load_topology, load_unified
+from hetskel_ros.topology.normalize import Normalization, template_lengths
 from hetskel_ros.topology.sequences import default_mocap_path, load_sequences
 
 from .distributed import barrier, placement, wrap
@@ -43,6 +45,7 @@ class TrainConfig:
     objective: str = "hetskel"
     objective_args: dict = field(default_factory=dict)
     epochs: float = 40
+    steps: int | None = None  # optimiser steps, overriding epochs (equal-step comparisons of data set choices)
     batch_size: int = 128
     lr: float = 1e-3
     weight_decay: float = 0.05
@@ -52,6 +55,12 @@ class TrainConfig:
     threads: int = 2
     amp: bool = True  # bfloat16 autocast on CUDA (ignored on CPU)
     views: dict = field(default_factory=dict)  # ViewSettings overrides
+    # Real data sets of training/configs/datasets.yaml: their training splits are pretrained on together (the test
+    # splits are never read here). Empty: the single set of `data` with train_styles/test_styles.
+    datasets: list[str] = field(default_factory=list)
+    sampling_alpha: float = 0.5  # a batch draws data set d with probability n_d^alpha / sum (1: by size, 0: equal)
+    bone_lengths: str = "template"  # "template": 3D rescaled to the training median bone lengths; "measured": not
+    sample_data: bool = False  # read the shipped samples even where the full sets exist (CI smoke runs)
 
     @classmethod
     def load(cls, path: str | Path, **overrides) -> TrainConfig:
@@ -69,6 +78,15 @@ class Data:
     test: list[Clip]
     label_names: list[str]
     source: str
+    normalization: Normalization = field(default_factory=Normalization)
+    datasets: dict = field(default_factory=dict)  # name -> training.datasets.LoadedDataset (multi-set runs)
+    weights: np.ndarray | None = None  # per training clip: its probability of being drawn (multi-set runs)
+    skipped: dict = field(default_factory=dict)  # reason -> count of sequences left out
+
+    @property
+    def topologies(self) -> list[str]:
+        """The real topologies of the training clips, in order of appearance."""
+        return list(dict.fromkeys(c.topology for c in self.train))
 
 
 def read_sequence_set(path: Path):
@@ -82,7 +100,55 @@ def read_sequence_set(path: Path):
     return load_sequences(path)
 
 
+def load_union(cfg: TrainConfig) -> Data:
+    """The training splits of several real data sets, each in its own topology; sampling weights; bone template.
+
+    Sampling rule: a clip of data set d (n_d training clips) is drawn with probability n_d^(alpha - 1) / Z, so data
+    set d fills a share n_d^alpha / sum_e n_e^alpha of each batch (alpha 0.5: square-root balancing, so the small
+    UTD-MHAD is not drowned by the mocap while the large sets still give more distinct sequences).
+    """
+    from .datasets import load_dataset, relative
+
+    skeleton = load_unified()
+    train: list[Clip] = []
+    sets, skipped = {}, {}
+    for name in cfg.datasets:
+        loaded = load_dataset(name, sample=cfg.sample_data)
+        sets[name] = loaded
+        indices = loaded.train
+        if cfg.max_sequences and len(indices) > cfg.max_sequences:
+            indices = np.sort(np.random.default_rng(cfg.seed).permutation(indices)[: cfg.max_sequences])
+        if not len(indices):
+            skipped[f"{name}: no training sequences in {relative(loaded.path)}"] = 0
+            continue
+        clips = clips_from_sequences(loaded.data.subset(indices), load_topology(loaded.data.topology), skeleton, name)
+        empty = [c for c in clips if not c.mask.any()]
+        if empty:
+            skipped[f"{name}: no joint present"] = len(empty)
+        train += [c for c in clips if c.mask.any()]
+    if not train:
+        raise ValueError(f"no training sequences in data sets {cfg.datasets}")
+    sizes = {name: sum(c.dataset == name for c in train) for name in cfg.datasets}
+    weights = np.array([sizes[c.dataset] ** (cfg.sampling_alpha - 1.0) for c in train])
+    if cfg.bone_lengths not in ("template", "measured"):
+        raise ValueError(f"bone_lengths must be 'template' or 'measured', got {cfg.bone_lengths!r}")
+    template = None
+    if cfg.bone_lengths == "template":
+        template = tuple(float(v) for v in template_lengths([(c.positions, c.mask) for c in train if c.dims == 3],
+                                                           skeleton))
+    labels = [f"{name}:{label}" for name, loaded in sets.items() for label in loaded.data.label_names]
+    offsets, start = {}, 0
+    for name, loaded in sets.items():
+        offsets[name], start = start, start + len(loaded.data.label_names)
+    for clip in train:  # one label space over the union (only the supervised objective reads it)
+        clip.label += offsets[clip.dataset]
+    source = ", ".join(f"{n} ({relative(d.path)})" for n, d in sets.items())
+    return Data(train, [], labels, source, Normalization(True, template), sets, weights / weights.sum(), skipped)
+
+
 def load_data(cfg: TrainConfig) -> Data:
+    if cfg.datasets:
+        return load_union(cfg)
     path = Path(cfg.data) if cfg.data else default_mocap_path()
     sequences = read_sequence_set(path)
     topology = load_topology(sequences.topology)
@@ -114,10 +180,10 @@ def load_data(cfg: TrainConfig) -> Data:
                 str(path))
 
 
-def build_model(cfg: TrainConfig, label_names: list[str]) -> HetSkelModel:
+def build_model(cfg: TrainConfig, label_names: list[str], real_topologies: list[str] = ()) -> HetSkelModel:
     skeleton = load_unified()
     settings = ViewSettings(**cfg.views)
-    topologies = tuple(dict.fromkeys(settings.view3d + settings.view2d))
+    topologies = tuple(dict.fromkeys([*settings.view3d, *settings.view2d, *real_topologies]))
     model_cfg: ModelConfig = preset(
         cfg.model_preset, **cfg.model, topologies=topologies, num_classes=len(label_names),
         hips=tuple(int(i) for i in skeleton.indices(skeleton.hips)), root=skeleton.root_index,
@@ -135,8 +201,12 @@ def lr_at(step: int, total: int, cfg: TrainConfig) -> float:
     return cfg.lr * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
 
 
-def batch_indices(step: int, steps_per_epoch: int, n: int, batch: int, seed: int) -> np.ndarray:
-    """The clips of step `step`: epoch-wise permutations, a pure function of (seed, step)."""
+def batch_indices(step: int, steps_per_epoch: int, n: int, batch: int, seed: int,
+                  weights: np.ndarray | None = None) -> np.ndarray:
+    """The clips of step `step`, a pure function of (seed, step): epoch-wise permutations, or with per-clip
+    ``weights`` a weighted draw without replacement."""
+    if weights is not None:
+        return np.random.default_rng([seed, step, 2]).choice(n, size=min(batch, n), replace=False, p=weights)
     epoch, within = divmod(step, steps_per_epoch)
     order = np.random.default_rng([seed, epoch]).permutation(n)
     return order[within * batch: (within + 1) * batch]
@@ -159,15 +229,15 @@ def pretrain(cfg: TrainConfig, run_dir: Path, data: Data | None = None, progress
     data = data or load_data(cfg)
     if not data.train:
         raise ValueError(f"no training sequences in {data.source} for styles {cfg.train_styles} / split {cfg.split}")
-    model = build_model(cfg, data.label_names)
+    model = build_model(cfg, data.label_names, data.topologies)
     objective = OBJECTIVES[cfg.objective](model, **cfg.objective_args).to(where.device)
     optimizer = torch.optim.AdamW([p for p in objective.parameters() if p.requires_grad], lr=cfg.lr,
                                   weight_decay=cfg.weight_decay)
-    maker = ViewMaker(load_unified(), model.cfg.window, model.cfg.fps, ViewSettings(**cfg.views))
+    maker = ViewMaker(load_unified(), model.cfg.window, model.cfg.fps, ViewSettings(**cfg.views), data.normalization)
     topology_index = {name: i for i, name in enumerate(model.cfg.topologies)}
     batch = min(cfg.batch_size, len(data.train))
     steps_per_epoch = max(1, len(data.train) // batch)
-    total = max(1, round(cfg.epochs * steps_per_epoch))
+    total = cfg.steps or max(1, round(cfg.epochs * steps_per_epoch))
 
     checkpoint = run_dir / "checkpoint.pt"
     start = 0
@@ -181,6 +251,7 @@ def pretrain(cfg: TrainConfig, run_dir: Path, data: Data | None = None, progress
     log = None
     if where.main:
         (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg.__dict__, sort_keys=False))
+        (run_dir / "normalization.json").write_text(json.dumps(data.normalization.to_dict(load_unified())))
         log = (run_dir / "log.jsonl").open("a", buffering=1)  # line-buffered: the log is readable while training
     bar = tqdm(range(start, total), initial=start, total=total, disable=not (progress and where.main),
                desc=cfg.objective, dynamic_ncols=True)
@@ -189,7 +260,8 @@ def pretrain(cfg: TrainConfig, run_dir: Path, data: Data | None = None, progress
     for step in bar:
         torch.manual_seed(cfg.seed * 1_000_003 + step)
         rng = np.random.default_rng([cfg.seed, step, 1, where.rank])
-        idx = batch_indices(step, steps_per_epoch, len(data.train), batch, cfg.seed)[where.rank::where.world]
+        idx = batch_indices(step, steps_per_epoch, len(data.train), batch, cfg.seed,
+                            data.weights)[where.rank::where.world]
         tensors = batch_tensors(maker.training_batch([data.train[i] for i in idx], rng, topology_index))
         tensors = {k: v.to(where.device, non_blocking=True) for k, v in tensors.items()}
         for group in optimizer.param_groups:
@@ -211,7 +283,9 @@ def pretrain(cfg: TrainConfig, run_dir: Path, data: Data | None = None, progress
     if where.main and start < total:  # a resumed, already finished run keeps the summary of the run that trained
         summary = {"steps": total, "resumed_from": start, "seconds": time.monotonic() - began,
                    "parameters": count_parameters(model), "train_sequences": len(data.train),
-                   "processes": where.world, "device": str(where.device)}
+                   "processes": where.world, "device": str(where.device),
+                   "train_sequences_per_set": dict(Counter(c.dataset or "data" for c in data.train)),
+                   "skipped": data.skipped}
         (run_dir / "train_summary.json").write_text(json.dumps(summary, indent=2))
     return model.cpu().eval()
 

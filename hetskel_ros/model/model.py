@@ -185,6 +185,11 @@ class Encoder(nn.Module):
         if cfg.pool == "mean_joint_std":  # each joint's spread, reduced to a few channels, kept per joint
             self.joint_spread = nn.Linear(cfg.dim, cfg.joint_spread_dim)
             pooled = cfg.dim + cfg.joints * cfg.joint_spread_dim
+        self.segments = cfg.time_segments
+        if self.segments:
+            if tokens % self.segments:
+                raise ValueError(f"{tokens} time tokens do not split into time_segments={self.segments}")
+            pooled += self.segments * cfg.dim
         self.norm = nn.LayerNorm(pooled)
         self.head = nn.Linear(pooled, cfg.feature_dim)
 
@@ -197,6 +202,10 @@ class Encoder(nn.Module):
             spread = (h.var(dim=1, unbiased=False) + 1e-6).sqrt()  # (B, J, D): each joint's motion over the window
             spread = spread.mean(dim=1) if self.pool == "mean_std" else self.joint_spread(spread).flatten(1)
             pooled = torch.cat([pooled, spread], dim=-1)
+        if self.segments:  # each stretch of the window, in order: the motion's course, not just its extent
+            B, T, J, D = h.shape
+            stretches = h.reshape(B, self.segments, T // self.segments, J, D).mean(dim=(2, 3)).flatten(1)
+            pooled = torch.cat([pooled, stretches], dim=-1)
         return self.head(self.norm(pooled))
 
 
@@ -242,17 +251,21 @@ class HetSkelModel(nn.Module):
     def unified_streams(self, x3d, m3d, t3d, x2d, m2d, t2d) -> dict[str, torch.Tensor]:
         """Prompted unified skeletons u_J, u_C, semantic encodings u_S (from 3D) and u_S2 (from lifted 2D),
         and the lifter's root-relative camera-frame output ("lifted", for eq. 11)."""
-        left_hip, right_hip = self.cfg.hips
-        relative, lifted_camera = self.lift(x2d, m2d)
-        lifted = yaw_align(lifted_camera, left_hip, right_hip)
+        u_c, relative, lifted = self.prompted_lift(x2d, m2d, t2d)
         u_j = self.skeleton_prompts(x3d, m3d, t3d)
-        u_c = self.skeleton_prompts(lifted, m2d, t2d)
         streams = {"J": u_j, "C": u_c, "lifted": relative}
         if self.cfg.use_semantic:
             # eq. 7: the semantic encoding is prompted like a skeleton, on the joints the input lacks
             streams["S"] = self.semantic_prompts(self.semantic(x3d), m3d, t3d)
             streams["S2"] = self.semantic_prompts(self.semantic(lifted), m2d, t2d)
         return streams
+
+    def prompted_lift(self, x2d, m2d, t2d) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """2D -> (prompted unified 3D u_C, the lifter's root-relative camera-frame output, the yaw-aligned lift)."""
+        left_hip, right_hip = self.cfg.hips
+        relative, lifted_camera = self.lift(x2d, m2d)
+        lifted = yaw_align(lifted_camera, left_hip, right_hip)
+        return self.skeleton_prompts(lifted, m2d, t2d), relative, lifted
 
     def embed_streams(self, streams: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         out = {s: self.embed[s](streams[s]) for s in ("J", "C")}
