@@ -159,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     model = (args.model or default_bundle_path()).expanduser().resolve()
     if not model.is_file():
         print(f"hetskel-demo: the model bundle {model} does not exist.\n"
-              f"  The shipped model is models/default.hetskel; to make it, train it (README, section Model):\n"
+              f"  The shipped model is models/default.hetskel; to make it, train it (docs/model.md):\n"
               f"    hetskel-train report --config training/configs/default.yaml --run-dir runs/default "
               f"--out models/default.hetskel\n"
               f"  or point the demo at another bundle: hetskel-demo --model PATH", file=sys.stderr)
