@@ -64,7 +64,7 @@ def second_2d_view(model: HetSkelModel, b: dict[str, torch.Tensor], h: dict[str,
     u_b, _, lifted_b = model.prompted_lift(b["x2d_b"], b["m2d_b"], b["t2d_b"])
     w = real3d[:, None, None, None]
     h = dict(h)
-    h["J"] = w * h["J"] + (1 - w) * model.embed["C"](u_b)
+    h["J"] = w * h["J"] + (1 - w) * model.embed["C"](model.lifted_input(u_b, b["x2d_b"], b["m2d_b"]))
     if "S" in h:
         semantic_b = model.semantic_prompts(model.semantic(lifted_b), b["m2d_b"], b["t2d_b"])
         h["S"] = w * h["S"] + (1 - w) * model.embed["S"](semantic_b)

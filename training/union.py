@@ -68,7 +68,7 @@ def node_accuracy(head: dict, windows: list[WindowFeatures], loaded: LoadedDatas
 # ------------------------------------------------------------------------------------------------- the report
 # Every training of the report is its own resumable run directory below --run-dir; a finished one is loaded, not
 # retrained, and its tables are cached beside it (tables.json), so the ~30 trainings can span several sessions.
-PARTS = ("main", "lodo", "single", "ablations", "seeds")
+PARTS = ("main", "lodo", "single", "supervised", "ablations", "seeds")
 ABLATION_SHARE = 0.5  # ablation runs train this share of the main run's steps (reduced length, said in the report)
 SEEDS = (1, 2)  # more seeds of the main run, for the spread of the final comparisons
 
@@ -99,6 +99,10 @@ def planned_runs(cfg: TrainConfig, total_steps: int, parts: tuple[str, ...]) -> 
     if "single" in parts:  # the paper's heterogeneity question: one set alone, at the union's optimiser steps
         for name in cfg.datasets:
             runs[f"only_{name}"] = (replace(cfg, datasets=[name], steps=total_steps), [name])
+    if "supervised" in parts:  # the same encoder trained from scratch with one set's labels (probed linearly)
+        for name in cfg.datasets:
+            runs[f"supervised_{name}"] = (replace(cfg, datasets=[name], objective="supervised", objective_args={},
+                                                  steps=total_steps), [name])
     if "ablations" in parts:
         short = max(1, round(total_steps * ABLATION_SHARE))
         runs["ablation_same_length"] = (replace(cfg, steps=short), None)
@@ -191,6 +195,16 @@ def format_report(results: dict, title: str, credits: list[str]) -> str:
             alone = run["tables"][name].get("standard", {}).get(ENCODER, {}).get("linear", float("nan"))
             union = results["datasets"][name].get("standard", {}).get(ENCODER, {}).get("linear", float("nan"))
             lines.append(f"| {name} | {pct(alone)} | {pct(union)} |")
+        lines.append("")
+    supervised = {k.removeprefix("supervised_"): v for k, v in runs.items() if k.startswith("supervised_")}
+    if supervised:
+        lines += ["## Supervised from scratch (the same encoder and steps, one set's labels; linear probe on its "
+                  "features) against the self-supervised union encoder", "",
+                  "| data set | supervised | self-supervised union |", "|---|---|---|"]
+        for name, run in supervised.items():
+            sup = run["tables"][name].get("standard", {}).get(ENCODER, {}).get("linear", float("nan"))
+            union = results["datasets"][name].get("standard", {}).get(ENCODER, {}).get("linear", float("nan"))
+            lines.append(f"| {name} | {pct(sup)} | {pct(union)} |")
         lines.append("")
     other = {k: v for k, v in runs.items() if k.startswith(("ablation_", "seed_"))}
     if other:
