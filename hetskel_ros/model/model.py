@@ -232,7 +232,8 @@ class HetSkelModel(nn.Module):
         self.skeleton_prompts = Prompts(n_topo, cfg.joints, 3, cfg.use_prompts)
         self.semantic = SemanticMotion(cfg.word_dim, cfg.unmove_threshold)
         self.semantic_prompts = Prompts(n_topo, cfg.joints, 3, cfg.use_prompts)
-        self.embed = nn.ModuleDict({s: Embedding(cfg.patch, 3, cfg.dim) for s in self.STREAMS})
+        channels = {"J": 3, "C": 5 if cfg.lift_keeps_2d else 3, "S": 3}
+        self.embed = nn.ModuleDict({s: Embedding(cfg.patch, channels[s], cfg.dim) for s in self.STREAMS})
         if cfg.fusion not in FUSIONS:
             raise ValueError(f"unknown fusion {cfg.fusion!r}; known: {', '.join(FUSIONS)}")
         self.fuse = nn.Linear(cfg.dim, cfg.dim)  # eq. 8
@@ -253,6 +254,7 @@ class HetSkelModel(nn.Module):
         and the lifter's root-relative camera-frame output ("lifted", for eq. 11)."""
         u_c, relative, lifted = self.prompted_lift(x2d, m2d, t2d)
         u_j = self.skeleton_prompts(x3d, m3d, t3d)
+        u_c = self.lifted_input(u_c, x2d, m2d)
         streams = {"J": u_j, "C": u_c, "lifted": relative}
         if self.cfg.use_semantic:
             # eq. 7: the semantic encoding is prompted like a skeleton, on the joints the input lacks
@@ -266,6 +268,12 @@ class HetSkelModel(nn.Module):
         relative, lifted_camera = self.lift(x2d, m2d)
         lifted = yaw_align(lifted_camera, left_hip, right_hip)
         return self.skeleton_prompts(lifted, m2d, t2d), relative, lifted
+
+    def lifted_input(self, u_c: torch.Tensor, x2d: torch.Tensor, m2d: torch.Tensor) -> torch.Tensor:
+        """What the lifted stream's embedding reads: the prompted lift, and with ``lift_keeps_2d`` the 2D joints."""
+        if not self.cfg.lift_keeps_2d:
+            return u_c
+        return torch.cat([u_c, x2d * m2d.unsqueeze(-1)], dim=-1)
 
     def embed_streams(self, streams: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         out = {s: self.embed[s](streams[s]) for s in ("J", "C")}
