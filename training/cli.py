@@ -142,7 +142,8 @@ def protocol_tables(cfg: TrainConfig, model, data: Data, names: list[str] | None
     tables = {}
     for name in names or list(registry()):
         loaded = data.datasets.get(name) or load_dataset(name, sample=cfg.sample_data)
-        tables[name] = {**evaluate_set(model, data.normalization, loaded, cfg.seed),
+        tables[name] = {**evaluate_set(model, data.normalization, loaded, cfg.seed,
+                                       pretrained_on=tuple(data.datasets)),
                         "pretrained_on_its_training_split": name in data.datasets}
     return tables
 

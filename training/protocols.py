@@ -71,8 +71,10 @@ def probe(features: np.ndarray, labels: np.ndarray, train: np.ndarray, test: np.
 
 
 def evaluate_set(model, normalization: Normalization, loaded: LoadedDataset, seed: int = 0,
-                 windows: list[WindowFeatures] | None = None) -> dict:
-    """The set's table: each feature kind on the standard protocol (and its leave-one-out folds)."""
+                 windows: list[WindowFeatures] | None = None, pretrained_on: tuple[str, ...] = ()) -> dict:
+    """The set's table: each feature kind on the standard protocol, and its leave-one-out folds when the encoder
+    never saw the set (``pretrained_on``: the sets whose training splits it pretrained on): a fold's test side must
+    be unseen, labelled or not."""
     labels = loaded.data.labels
     classes = len(loaded.data.label_names)
     features = feature_sets(model, normalization, loaded, windows)
@@ -81,7 +83,7 @@ def evaluate_set(model, normalization: Normalization, loaded: LoadedDataset, see
     if len(loaded.train) and len(loaded.test) and len(np.unique(labels[loaded.train])) > 1:
         table["standard"] = {kind: probe(x, labels, loaded.train, loaded.test, seed, classes)
                              for kind, x in features.items()}
-    if loaded.spec.leave_one_out:
+    if loaded.spec.leave_one_out and loaded.spec.name not in pretrained_on:
         folds = {}
         for value in loaded.fold_values():
             train, test = loaded.fold(value)

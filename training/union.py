@@ -134,7 +134,8 @@ def union_report(cfg: TrainConfig, run_dir: Path, out: Path, parts: tuple[str, .
     sets = {n: data.datasets.get(n) or load_dataset(n, sample=cfg.sample_data) for n in registry()}
     windows = {n: encoder_windows(model, data.normalization, sets[n]) for n in sets}
     results: dict = {"training": json.loads((main_dir / "train_summary.json").read_text())}
-    results["datasets"] = {n: {**evaluate_set(model, data.normalization, sets[n], cfg.seed, windows[n]),
+    results["datasets"] = {n: {**evaluate_set(model, data.normalization, sets[n], cfg.seed, windows[n],
+                                              tuple(data.datasets)),
                                "pretrained_on_its_training_split": n in data.datasets} for n in sets}
     trained = {n: sets[n] for n in data.datasets if len(sets[n].train)}  # a sample may lack a training split
     vocabulary = merged_vocabulary({n: s.data.label_names for n, s in trained.items()})
