@@ -389,6 +389,9 @@ BAD_FILES = [
     ("flip pair of an unknown joint", {"flip_pairs": [["l_hip", "r_hipp"]]}, ["flip_pairs", "r_hipp"]),
     ("name differs from the file", {"name": "other"}, ["name", "other", "stick_sensor"]),
     ("negative weights", {"derived": [{"joint": "spine_mid", "from": {"pelvis": -1}}]}, ["derived[0].from"]),
+    ("limits without a number", {"limits": {"max_reach": "far", "max_extent": 3}}, ["limits.max_reach", "far"]),
+    ("a limit that is no limit", {"limits": {"max_reach": 2, "max_extent": 3, "max_speed": 9}}, ["limits.max_speed"]),
+    ("a missing limit", {"limits": {"max_reach": 2}}, ["limits.max_extent", "missing"]),
 ]  # fmt: skip
 
 
@@ -411,6 +414,22 @@ def test_malformed_yaml_names_the_file_and_line(tmp_path):
     path.write_text("- just\n- a list\n")
     with pytest.raises(TopologyError, match=r"broken\.yaml: expected a YAML mapping"):
         load_topology(path)
+
+
+def test_every_shipped_topology_and_robot_bounds_its_skeletons():
+    """Without limits a joint at 1e30 would pass (it is finite): every file the package ships has them."""
+    for topology in [load_topology(n) for n in list_topologies()] + [load_robot(n).as_topology() for n in
+                                                                     list_robots()]:
+        assert topology.limits is not None, topology.name
+        assert topology.limits.max_reach <= topology.limits.max_extent
+
+
+def test_a_name_no_file_system_can_hold_is_an_unknown_topology():
+    for name in ("x" * 300, "coco17\0"):
+        with pytest.raises(TopologyError, match="unknown topology"):
+            load_topology(name)
+        with pytest.raises(TopologyError, match="unknown robot"):
+            load_robot(name)
 
 
 def test_unknown_topology_lists_the_known_ones():

@@ -20,6 +20,7 @@ Format::
     derived:                          # optional, same format as topologies
       - joint: spine_mid
         from: {spine_base: 0.5, spine_shoulder: 0.5}
+    limits: {max_reach: 2.0, max_extent: 3.0}   # optional, metres (hetskel_ros.topology.limits)
 """
 
 from __future__ import annotations
@@ -32,13 +33,16 @@ from pathlib import Path
 from hetskel_ros.paths import config_dir
 from hetskel_ros.topology._yaml import Fields, read_mapping
 from hetskel_ros.topology.errors import TopologyError
+from hetskel_ros.topology.limits import Limits, parse_limits
 from hetskel_ros.topology.topology import (
     DerivedJoint,
     Topology,
+    file_exists,
     list_topologies,
     load_topology,
     parse_derived,
     parse_up,
+    shorten,
 )
 from hetskel_ros.topology.vocabulary import load_vocabulary
 
@@ -56,6 +60,7 @@ class RobotMapping:
     description: str = ""
     path: Path | None = field(default=None, compare=False)
     prompt_topology: str = ""  # topology whose prompts a model without the robot's own uses ('' = none named)
+    limits: Limits | None = None  # how far the mapped links can spread (hetskel_ros.topology.limits)
 
     @property
     def link_names(self) -> tuple[str, ...]:
@@ -74,6 +79,7 @@ class RobotMapping:
             units="metres",
             source=f"URDF {self.urdf_package}:{self.urdf_path}",
             path=self.path,
+            limits=self.limits,
         )
 
 
@@ -90,12 +96,12 @@ def load_robot(name_or_path: str | Path) -> RobotMapping:
     text = str(name_or_path)
     if isinstance(name_or_path, Path) or "/" in text or text.endswith((".yaml", ".yml")):
         path = Path(name_or_path)
-        if not path.is_file():
+        if not file_exists(path):
             raise TopologyError(f"robot file {path} does not exist")
     else:
         path = robots_dir() / f"{text}.yaml"
-        if not path.is_file():
-            raise TopologyError(f"unknown robot '{text}' (known: {', '.join(list_robots()) or 'none'})")
+        if not file_exists(path):
+            raise TopologyError(f"unknown robot {shorten(text)!r} (known: {', '.join(list_robots()) or 'none'})")
     path = path.resolve()
     return _load_cached(path, path.stat().st_mtime, tuple(load_vocabulary()))
 
@@ -131,6 +137,7 @@ def _load_cached(path: Path, _mtime: float, vocabulary: tuple[str, ...]) -> Robo
         description=fields.text("description"),
         path=path,
         prompt_topology=_prompt_topology(fields),
+        limits=parse_limits(fields),
     )
 
 

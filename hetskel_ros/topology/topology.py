@@ -19,6 +19,7 @@ import numpy as np
 from hetskel_ros.paths import config_dir
 from hetskel_ros.topology._yaml import Fields, find_duplicates, read_mapping
 from hetskel_ros.topology.errors import TopologyError
+from hetskel_ros.topology.limits import Limits, parse_limits
 from hetskel_ros.topology.unified import UnifiedSkeleton, load_unified
 from hetskel_ros.topology.vocabulary import load_vocabulary
 
@@ -68,6 +69,7 @@ class Topology:
     units: str = ""
     source: str = ""
     path: Path | None = field(default=None, compare=False)
+    limits: Limits | None = None  # how far a person's joints can spread (None: no bound)
     _plans: dict[tuple[str, ...], _Plan] = field(default_factory=dict, compare=False, hash=False, repr=False)
 
     @property
@@ -206,16 +208,29 @@ def resolve_topology_path(name_or_path: str | Path) -> Path:
     looks_like_path = isinstance(name_or_path, Path) or "/" in text or text.endswith((".yaml", ".yml"))
     if looks_like_path:
         path = Path(name_or_path)
-        if not path.is_file():
+        if not file_exists(path):
             raise TopologyError(f"topology file {path} does not exist")
         return path
     path = topologies_dir() / f"{text}.yaml"
-    if not path.is_file():
+    if not file_exists(path):
         raise TopologyError(
-            f"unknown topology '{text}' (known: {', '.join(list_topologies()) or 'none'}; "
+            f"unknown topology {shorten(text)!r} (known: {', '.join(list_topologies()) or 'none'}; "
             f"or pass a path to a YAML file)"
         )
     return path
+
+
+def shorten(text: str, limit: int = 64) -> str:
+    """``text`` cut to ``limit`` characters for an error message (a name from the wire can be any length)."""
+    return text if len(text) <= limit else f"{text[:limit - 3]}..."
+
+
+def file_exists(path: Path) -> bool:
+    """False also for a name the file system cannot hold (too long, a NUL byte): such a name is simply unknown."""
+    try:
+        return path.is_file()
+    except (OSError, ValueError):
+        return False
 
 
 def load_topology(name_or_path: str | Path) -> Topology:
@@ -284,6 +299,7 @@ def parse_topology(data: Mapping[str, Any], path: Path, vocabulary: set[str]) ->
         units=fields.string("units", "metres" if dims == 3 else "pixels"),
         source=fields.text("source"),
         path=path,
+        limits=parse_limits(fields),
     )
 
 
