@@ -15,7 +15,7 @@ class InputRejected(ValueError):  # noqa: N818 - the adapters' established name
     """A message (or one person in it) the node drops.
 
     ``reason`` is a short stable key counted in diagnostics (e.g. "wrong_joint_count", "wrong_dims", "non_finite",
-    "unknown_topology", "empty", "unknown_joint_names"); the message says what was wrong.
+    "unknown_topology", "out_of_range", "unknown_joint_names"); the message says what was wrong.
     """
 
     def __init__(self, reason: str, message: str):
@@ -37,3 +37,6 @@ class Observation:
     # Which native axis points up ("+y", "-y", "+z", ...). Empty: the topology's own ``up`` (config/topologies);
     # adapters whose "topology" is not a file there (robot mappings) must set it, normalisation depends on it.
     up: str = ""
+    # 2D: (width, height) in pixels of the image the positions refer to, when the source says; joints far outside
+    # it are out of range (the topology's limits.image_margin). None: unknown, the topology's pixel limits apply.
+    image_size: tuple[int, int] | None = None

@@ -16,10 +16,19 @@ depend only on the messages, never on when a timer fired: the live node and an o
 Scores are the model's softmax probabilities, smoothed per (source, track) by an exponential moving average over
 windows, then cut to the top-k hypotheses; the label is "unknown" when the top score is below the threshold.
 
-Resets: a track whose stamps repeat, go backwards, or jump ahead by more than the track timeout starts over; a stamp
-more than ``time_jump_s`` behind the newest of its input, or the clock ``now`` going back by more than that (a bag
-replayed in a loop under use_sim_time), resets every track. Tracks unseen for ``track_timeout_s`` (by ``now``, the
-arrival clock) are freed. Every drop and reset is counted by reason.
+Stamps: a frame whose stamp repeats its track's last is dropped ("duplicate_stamp"); a track whose stamps go back
+a little (less than ``time_jump_s``), or jump ahead by more than the track timeout, starts over. A stamp more than
+``time_jump_s`` away from the newest of its input is judged by the message it came in: among people on time it is a
+lone bad stamp, dropped ("stale_stamp" behind, "future_stamp" ahead; it never becomes the input's newest); when every
+person of a message jumped, the message is held until the input's next message, which either jumps with it (then
+the input really jumped: a jump back resets every track of that input, "reset_input_time_jump", and both messages
+are used) or does not (then the held one is dropped as lone). The clock ``now`` going back by more than
+``time_jump_s`` (a bag replayed in a loop under use_sim_time) resets every track of every input. Tracks unseen for
+``track_timeout_s`` (by ``now``, the arrival clock) are freed. Every drop and reset is counted by reason.
+
+Coordinates: a person whose joints spread beyond the topology's ``limits`` (hetskel_ros.topology.limits: distance
+from the root and extent, or the image for 2D with a known image size) is dropped ("out_of_range"); a window whose
+scores are still not finite is dropped ("windows_non_finite") and never reaches the smoothing state.
 """
 
 from __future__ import annotations
@@ -38,17 +47,19 @@ from hetskel_ros.runtime.association import AssociationRule, Candidate, associat
 from hetskel_ros.runtime.buffers import TrackBuffer
 from hetskel_ros.runtime.observation import Observation
 from hetskel_ros.topology import TopologyError, load_robot, load_topology, load_unified
+from hetskel_ros.topology.limits import Limits
 from hetskel_ros.topology.normalize import Normalization
 from hetskel_ros.topology.window import next_due, window_times
 
 UNKNOWN = "unknown"
 FUSED = "fused"
 # Reasons the recognizer itself drops an observation (adapters add their own, see observation.InputRejected).
-DROP_REASONS = ("malformed", "over_rate", "too_many_tracks", "untracked_extra", "unknown_topology")
+DROP_REASONS = ("malformed", "out_of_range", "stale_stamp", "future_stamp", "duplicate_stamp", "over_rate",
+                "too_many_tracks", "untracked_extra", "unknown_topology")
 # Events that are not drops: counted for diagnostics and tests.
-EVENTS = ("track_reset_repeat", "track_reset_backwards", "track_reset_gap", "track_reset_topology",
-          "reset_all_time_jump", "reset_all_clock_back", "tracks_freed", "windows", "windows_fused",
-          "windows_dropped", "batches")
+EVENTS = ("track_reset_backwards", "track_reset_gap", "track_reset_topology", "reset_input_time_jump",
+          "reset_all_clock_back", "tracks_freed", "windows", "windows_fused", "windows_dropped",
+          "windows_non_finite", "batches")
 STAMP_TOLERANCE_S = 1e-6  # a frame this close to a due time counts as on it (stamps are float seconds)
 GOLDEN = (math.sqrt(5.0) - 1.0) / 2.0  # stagger fractions k * GOLDEN mod 1 spread any number of tracks evenly
 
@@ -62,7 +73,7 @@ class RecognizerConfig:
     threshold: float = 0.5  # top score below this: label "unknown"
     top_k: int = 3
     smoothing: float = 0.5  # EMA weight of the past windows (0: every window alone)
-    max_tracks: int = 32
+    max_tracks: int = 32  # per input: a flood of new ids on one input never locks out the people of another
     track_timeout_s: float = 2.0
     time_jump_s: float = 1.0
     stagger: bool = True
@@ -148,6 +159,7 @@ class _Pending:
     stamp: float
     frame_id: str
     row: dict[str, np.ndarray | float | int]
+    inputs: tuple[str, ...] = ()  # every input whose track is in the row (a fused row: both)
 
 
 @dataclass
@@ -163,6 +175,8 @@ class InputCounters:
 
     messages: int = 0
     observations: int = 0
+    nobody_in_view: int = 0  # messages with nobody in them (an empty array): not drops
+    decisions: int = 0  # published decisions this input's tracks took part in (the stall watchdog reads it)
     drops: Counter = field(default_factory=Counter)
 
 
@@ -197,10 +211,11 @@ class Recognizer:
         self.batch_sizes: deque[int] = deque(maxlen=512)
         self._tracks: dict[tuple[str, int], _Track] = {}
         self._newest: dict[str, float] = {}
+        self._held: dict[str, list[Observation]] = {}  # a message whose every person jumped, until the next one
         self._smoothed: dict[tuple[str, int], np.ndarray] = {}
         self._pending: deque[_Pending] = deque()
         self._last_now: float | None = None
-        self._topologies: dict[str, tuple[int, str]] = {}
+        self._topologies: dict[str, tuple[int, str, Limits | None]] = {}
         self._prompts: dict[tuple[str, int, str], int] = {}
         self.prompt_fallbacks: dict[tuple[str, str], str] = {}  # (input, topology) -> topology whose prompts it uses
 
@@ -223,16 +238,15 @@ class Recognizer:
             groups[name] = _Group(name, three.name, two.name)
         return groups
 
-    def _topology_info(self, name: str) -> tuple[int, str]:
-        """(dims, up) of a topology file or a robot mapping ("robot_<name>")."""
+    def _topology_info(self, name: str) -> tuple[int, str, Limits | None]:
+        """(dims, up, limits) of a topology file or a robot mapping ("robot_<name>")."""
         info = self._topologies.get(name)
         if info is None:
             try:
                 topology = load_topology(name)
-                info = (topology.dims, topology.up)
             except TopologyError:
-                robot = load_robot(name.removeprefix("robot_"))
-                info = (3, robot.up)
+                topology = load_robot(name.removeprefix("robot_")).as_topology()
+            info = (topology.dims, topology.up, topology.limits)
             self._topologies[name] = info
         return info
 
@@ -270,14 +284,63 @@ class Recognizer:
     def count_message(self, input_name: str) -> None:
         self.counters[input_name].messages += 1
 
+    def count_nobody(self, input_name: str) -> None:
+        """A message with nobody in it (an adapter's empty message): counted, but neither a drop nor a warning."""
+        self.counters[input_name].nobody_in_view += 1
+
     def observe(self, input_name: str, observations: Iterable[Observation], now: float) -> None:
         """Buffer one message's observations (arrival time ``now`` on the node's clock) and cut due windows."""
         if input_name not in self.inputs:
             raise KeyError(f"unknown input '{input_name}' (configured: {list(self.inputs)})")
         self._check_clock(now)
-        observations = self._one_untracked(input_name, list(observations))
-        for obs in observations:
+        valid = [obs for obs in observations if self._accept(input_name, obs)]
+        for obs in self._screen_stamps(input_name, self._one_untracked(input_name, valid)):
             self._add(input_name, obs, now)
+
+    def _accept(self, input_name: str, obs: Observation) -> bool:
+        """Whether one person is a skeleton at all; counts the reason when not."""
+        reason = "malformed" if not self._valid(obs) else ""
+        if not reason:
+            try:
+                limits = self._topology_info(obs.topology)[2]
+            except TopologyError:
+                reason = "unknown_topology"
+            else:
+                if limits is not None and limits.violation(obs.positions, obs.mask, self.skeleton.root_index,
+                                                           obs.image_size if obs.dims == 2 else None):
+                    reason = "out_of_range"
+        if reason:
+            self.count_drop(input_name, reason)
+        return not reason
+
+    def _screen_stamps(self, input_name: str, observations: list[Observation]) -> list[Observation]:
+        """The people of one message whose stamps may be buffered now (see the module doc on stamps)."""
+        jump = self.config.time_jump_s
+        newest = self._newest.get(input_name)
+        held = self._held.pop(input_name, None)
+        if newest is None or not observations:
+            if held:
+                self._held[input_name] = held  # nobody in this message: neither confirms nor refutes
+            return observations
+        far = [o for o in observations if abs(o.stamp - newest) > jump]
+        if held:
+            stamps = [o.stamp for o in held + far]
+            if far and len(far) == len(observations) and max(stamps) - min(stamps) <= jump:
+                if held[0].stamp < newest:
+                    self.reset_input(input_name)
+                return held + far  # the input really jumped: both messages count
+            self._drop_lone_stamps(input_name, held, newest)
+        if not far:
+            return observations
+        if len(far) < len(observations):
+            self._drop_lone_stamps(input_name, far, newest)
+            return [o for o in observations if abs(o.stamp - newest) <= jump]
+        self._held[input_name] = far
+        return []
+
+    def _drop_lone_stamps(self, input_name: str, observations: list[Observation], newest: float) -> None:
+        for obs in observations:
+            self.count_drop(input_name, "stale_stamp" if obs.stamp < newest else "future_stamp")
 
     def _check_clock(self, now: float) -> None:
         if self._last_now is not None and now < self._last_now - self.config.time_jump_s:
@@ -315,32 +378,21 @@ class Recognizer:
 
     def _add(self, input_name: str, obs: Observation, now: float) -> None:
         counters = self.counters[input_name]
-        if not self._valid(obs):
-            counters.drops["malformed"] += 1
-            return
-        newest = self._newest.get(input_name)
-        if newest is not None and obs.stamp < newest - self.config.time_jump_s:
-            self.reset_all("reset_all_time_jump")
         key = (input_name, int(obs.track_id))
         track = self._tracks.get(key)
         if track is not None:
             reason = self._reset_reason(track, obs)
-            if reason == "over_rate":
-                counters.drops["over_rate"] += 1
+            if reason in DROP_REASONS:
+                counters.drops[reason] += 1
                 return
             if reason:
                 self._free(key, reason)
                 track = None
         if track is None:
-            if len(self._tracks) >= self.config.max_tracks:
+            if self.active_tracks(input_name) >= self.config.max_tracks:
                 counters.drops["too_many_tracks"] += 1
                 return
-            try:
-                up = obs.up or self._topology_info(obs.topology)[1]
-            except TopologyError:
-                counters.drops["unknown_topology"] += 1
-                return
-            track = self._new_track(input_name, obs, now, up)
+            track = self._new_track(input_name, obs, now, obs.up or self._topology_info(obs.topology)[1])
             self._tracks[key] = track
         track.buffer.push(obs.stamp, obs.positions, obs.mask)
         track.last_stamp = obs.stamp
@@ -356,7 +408,7 @@ class Recognizer:
         if obs.topology != track.topology or obs.dims != track.dims:
             return "track_reset_topology"
         if obs.stamp == track.last_stamp:
-            return "track_reset_repeat"
+            return "duplicate_stamp"  # a driver publishing each frame twice: the copy is dropped, never a reset
         if obs.stamp < track.last_stamp:
             return "track_reset_backwards"
         if obs.stamp - track.last_stamp > self.config.track_timeout_s:
@@ -448,7 +500,7 @@ class Recognizer:
             self._pending.popleft()
             self.events["windows_dropped"] += 1
         self._pending.append(_Pending(key, source, driver.input, driver.track_id, float(times[0]),
-                                      float(times[-1]), driver.frame_id, row))
+                                      float(times[-1]), driver.frame_id, row, tuple(t.input for t in views)))
 
     # -- inference and post-processing --------------------------------------------------------------------------
     @property
@@ -476,7 +528,16 @@ class Recognizer:
         self.batch_sizes.append(len(batch))
         self.events["batches"] += 1
         self.events["windows"] += len(batch)
-        return [self._decide(p, np.asarray(s, np.float64)) for p, s in zip(batch, scores, strict=True)]
+        decisions = []
+        for pending, probabilities in zip(batch, scores, strict=True):
+            probabilities = np.asarray(probabilities, np.float64)
+            if not np.isfinite(probabilities).all():  # never into the smoothing state: it would keep the NaN
+                self.events["windows_non_finite"] += 1
+                continue
+            for name in pending.inputs:
+                self.counters[name].decisions += 1
+            decisions.append(self._decide(pending, probabilities))
+        return decisions
 
     def _decide(self, pending: _Pending, probabilities: np.ndarray) -> Decision:
         previous = self._smoothed.get(pending.key)
@@ -501,19 +562,30 @@ class Recognizer:
 
     def _free(self, key: tuple[str, int], event: str) -> None:
         self._tracks.pop(key, None)
-        self.events[event] += 1
+        if event:
+            self.events[event] += 1
         input_name, track_id = key
         self._smoothed.pop(key, None)
         for group in self.groups.values():
             if input_name in (group.primary, group.secondary):
                 self._smoothed.pop((f"{FUSED}:{group.name}", track_id), None)
 
-    def reset_all(self, event: str = "reset_all_time_jump") -> None:
-        """Forget every track, smoothing state and pending window (a time jump back, e.g. a bag loop)."""
+    def reset_all(self, event: str = "reset_all_clock_back") -> None:
+        """Forget every track, smoothing state and pending window (the clock jumped back, e.g. a bag loop)."""
+        for input_name, held in self._held.items():
+            self._drop_lone_stamps(input_name, held, self._newest.get(input_name, math.inf))
+        self._held.clear()
         self._tracks.clear()
         self._smoothed.clear()
         self._pending.clear()
         self._newest.clear()
+        self.events[event] += 1
+
+    def reset_input(self, input_name: str, event: str = "reset_input_time_jump") -> None:
+        """Forget every track of one input (all its people's stamps jumped back together: its source restarted)."""
+        for key in [k for k in self._tracks if k[0] == input_name]:
+            self._free(key, "")
+        self._newest.pop(input_name, None)
         self.events[event] += 1
 
     # -- introspection ------------------------------------------------------------------------------------------
