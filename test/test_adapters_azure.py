@@ -119,15 +119,13 @@ def test_missing_joint_markers_are_missing_joints_not_errors(mocap_frames):
     assert obs.mask[unified.index("right_wrist")] and obs.mask[unified.index("left_elbow")]
 
 
-def test_deleteall_then_bodies_is_read_and_empty_arrays_are_dropped(mocap_frames):
+def test_deleteall_then_bodies_is_read_and_an_empty_array_is_nobody_in_view(mocap_frames):
+    """The driver sends an empty array when nobody is in view: no observation, and no drop either."""
     converter = AzureMarkersConverter()
-    with pytest.raises(InputRejected) as empty:
-        converter.convert(MarkerArray())
-    assert empty.value.reason == "empty"
     clear = Marker(action=Marker.DELETEALL)
-    with pytest.raises(InputRejected) as only_delete:
-        converter.convert(MarkerArray(markers=[clear]))
-    assert only_delete.value.reason == "empty" and "DELETEALL" in str(only_delete.value)
+    for nobody in (MarkerArray(), MarkerArray(markers=[clear])):
+        assert converter.convert_parts(nobody) == ([], [])
+        assert converter.convert(nobody) == []
     msg = driver_array({3: render_azure(mocap_frames[0][0])}, stamp_at(0))
     msg.markers.insert(0, clear)  # RViz convention: clear, then the current bodies
     assert [o.track_id for o in converter.convert(msg)] == [3]
@@ -176,6 +174,9 @@ def test_bad_arrays_are_rejected_with_their_reason(mocap_frames, change, reason,
         AzureMarkersConverter().convert(bad_array(mocap_frames, change))
     assert rejected.value.reason == reason
     assert named in str(rejected.value)
+    # what the node and offline evaluation call: the rejection comes back to be counted, it is never raised
+    observations, rejections = AzureMarkersConverter().convert_parts(bad_array(mocap_frames, change))
+    assert observations == [] and [r.reason for r in rejections] == [reason]
 
 
 def test_a_body_without_unified_joints_is_dropped_alone(mocap_frames):

@@ -174,7 +174,6 @@ def test_joints_left_out_keep_their_last_value():
 def test_bad_joint_states_are_rejected_with_their_reason():
     converter = loaded_converter("talos")
     cases = {
-        "empty": joint_state([], []),
         "wrong_joint_count": joint_state(["torso_1_joint", "torso_2_joint"], [0.1]),
         "duplicate_joint_names": joint_state(["torso_1_joint", "torso_1_joint"], [0.1, 0.2]),
         "unknown_joint_names": joint_state(["torso_1_joint", "left_knee_joint", "waist_yaw_joint"], [0.0, 0.1, 0.2]),
@@ -187,7 +186,8 @@ def test_bad_joint_states_are_rejected_with_their_reason():
     no_positions = JointState(name=["torso_1_joint"], velocity=[0.1])
     with pytest.raises(InputRejected, match="no positions") as rejected:
         converter.convert(no_positions)
-    assert rejected.value.reason == "empty"
+    assert rejected.value.reason == "no_positions"
+    assert converter.convert(joint_state([], [])) is None  # an empty message: nothing to see, not a drop
     with pytest.raises(InputRejected) as unknown:
         converter.convert(cases["unknown_joint_names"])
     assert "'left_knee_joint'" in str(unknown.value) and "'waist_yaw_joint'" in str(unknown.value)

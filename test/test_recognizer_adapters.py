@@ -57,7 +57,6 @@ def test_low_confidence_joints_become_missing(frame):
     ("non_finite", lambda f: {"native": np.full_like(f, np.nan)}),
     ("unknown_topology", lambda f: {"topology": "kinect_v9"}),
     ("unknown_topology", lambda f: {"topology": "../../etc/passwd"}),
-    ("empty", lambda f: {"native": f[:0]}),
     ("wrong_confidence_count", lambda f: {"confidence": np.ones(5, np.float32)}),
     ("no_joints", lambda f: {"confidence": np.zeros(21, np.float32)}),
 ])
@@ -89,8 +88,20 @@ def test_an_array_rejects_people_one_by_one(frame):
     assert [o.track_id for o in observations] == [1, 3]
     assert [r.reason for r in rejected] == ["wrong_joint_count", "duplicate_track_id"]
     assert all(o.stamp == 4.5 and o.frame_id == "cam" for o in observations)  # the array's header fills in
-    observations, rejected = adapter("skeleton_array").convert_parts(skeleton_array([], 5.0))
-    assert observations == [] and [r.reason for r in rejected] == ["empty"]
+    nobody = [skeleton_array([], 5.0), skeleton_array([skeleton_msg("bandai_mocap", frame[:0], 5.0)], 5.0)]
+    for msg in nobody:  # an empty message means nobody in view: no person, and no rejection either
+        assert adapter("skeleton_array").convert_parts(msg) == ([], [])
+    assert adapter().convert(skeleton_msg("bandai_mocap", frame[:0], 5.0)) == []
+
+
+def test_a_topology_name_too_long_for_a_file_rejects_that_person_only(frame):
+    """A 300-byte name used to raise OSError out of the topology lookup and lose everyone in the array."""
+    people = [skeleton_msg("x" * 300, frame, 1.0, track_id=1), skeleton_msg("bandai_mocap", frame, 1.0, track_id=2),
+              skeleton_msg("bandai_mocap\0", frame, 1.0, track_id=3)]
+    observations, rejected = adapter("skeleton_array").convert_parts(skeleton_array(people, 1.0))
+    assert [o.track_id for o in observations] == [2]
+    assert [r.reason for r in rejected] == ["unknown_topology", "unknown_topology"]
+    assert len(str(rejected[0])) < 400  # names the topology, shortened, not 300 bytes of it
 
 
 def test_registry_names_every_kind_and_rejects_unknown_ones():

@@ -142,6 +142,8 @@ class RecognizerNode(Node):
             self._internal_error("adapter", f"input '{input_name}': adapter failed on a message: {exc!r}")
             self.recognizer.count_drop(input_name, "adapter_error")
             return
+        if not observations and not rejected:
+            self.recognizer.count_nobody(input_name)
         for rejection in rejected:
             self.recognizer.count_drop(input_name, rejection.reason)
             self._log_drop(input_name, rejection.reason, str(rejection))

@@ -8,11 +8,12 @@ z forward, hence the topology's up "-y"), the capture time as stamp and a 0.25 s
 nobody is tracked. The body id is stable while k4abt tracks a person, so it is the track id.
 
 Missing joints (a marker left out, as forks that drop low-confidence joints do) are missing in the skeleton, not
-errors. Drop reasons: "empty" (no body markers: an empty array or only DELETE/DELETEALL markers),
-"wrong_marker_type" (an added marker that is not a SPHERE: not body tracking output), "bad_marker_id" (negative,
-or a joint index the topology does not have), "duplicate_marker_id", "mixed_frames" (markers of one array in
-different frames), "non_finite" (a NaN/inf position); per body, "no_joints" (none of its markers is a unified
-joint: the other bodies are kept).
+errors. An array without body markers (empty, or only DELETE/DELETEALL markers) means nobody is in view: not a drop.
+Drop reasons, returned (never raised) by ``convert_parts`` so that the node counts them: "wrong_marker_type" (an
+added marker that is not a SPHERE: not body tracking output), "bad_marker_id" (negative, or a joint index the
+topology does not have), "duplicate_marker_id", "mixed_frames" (markers of one array in different frames),
+"non_finite" (a NaN/inf position); per body, "no_joints" (none of its markers is a unified joint: the other bodies
+are kept).
 """
 
 from __future__ import annotations
@@ -55,15 +56,17 @@ class AzureMarkersConverter:
         return all_or_first_rejection(self.convert_parts(msg))
 
     def convert_parts(self, msg: Any) -> tuple[list[Observation], list[InputRejected]]:
-        """Observations and per-body rejections ("no_joints": none of its joints is a unified one); a bad array
-        raises InputRejected as a whole."""
+        """Observations and rejections: a bad array is one rejection, a body none of whose joints is a unified
+        one another ("no_joints"); an array without body markers is nobody in view (no observation, no rejection)."""
         markers = [m for m in msg.markers if m.action not in (DELETE, DELETEALL)]
         if not markers:
-            what = "no markers" if not msg.markers else "only DELETE/DELETEALL markers"
-            raise InputRejected("empty", f"marker array with {what}: nobody tracked")
+            return [], []
         ids = np.fromiter((m.id for m in markers), dtype=np.int64, count=len(markers))
         xyz = np.array([(m.pose.position.x, m.pose.position.y, m.pose.position.z) for m in markers], dtype=np.float64)
-        self._check(markers, ids, xyz)
+        try:
+            self._check(markers, ids, xyz)
+        except InputRejected as exc:
+            return [], [exc]
         bodies, joints = np.divmod(ids, self.stride)
         frame_id = markers[0].header.frame_id
         observations: list[Observation] = []

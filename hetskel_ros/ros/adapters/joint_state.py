@@ -16,9 +16,10 @@ URDF's zero pose); fixed and mimic joints named in a message are accepted and ig
 master). A name the URDF lacks drops the message ("unknown_joint_names", naming them): it means the wrong robot or
 URDF, and guessing would silently produce a wrong skeleton.
 
-Drop reasons: "no_urdf", "bad_urdf" (the last URDF received could not be used; the message says why), "empty"
-(no names or no positions), "wrong_joint_count" (names and positions differ in length), "duplicate_joint_names",
-"unknown_joint_names", "non_finite".
+Drop reasons: "no_urdf", "bad_urdf" (the last URDF received could not be used; the message says why),
+"no_positions" (names but no positions), "wrong_joint_count" (names and positions differ in length),
+"duplicate_joint_names", "unknown_joint_names", "non_finite". A JointState with no names and no positions is an
+empty message, as every adapter reads one: nothing to see, not a drop.
 """
 
 from __future__ import annotations
@@ -98,7 +99,10 @@ class JointStateConverter:
         """The URDF the robot file names (urdf.package + urdf.path)."""
         self.load_urdf_file(str(resolve_urdf_path(self.mapping.urdf_package, self.mapping.urdf_path)))
 
-    def convert(self, msg: Any) -> Observation:
+    def convert(self, msg: Any) -> Observation | None:
+        """The robot's skeleton, or None for an empty message (no names, no positions)."""
+        if not msg.name and not len(msg.position):
+            return None
         with self._lock:
             loaded, error = self._loaded, self._urdf_error
             if loaded is None:
@@ -115,11 +119,9 @@ class JointStateConverter:
 
     def _update(self, loaded: _Loaded, names: list[str], values: Any) -> np.ndarray:
         """Check the message and merge its values into the last known ones; returns a copy of the result."""
-        if not names:
-            raise InputRejected("empty", f"robot '{self.name}': JointState names no joints")
         if len(values) == 0:
-            raise InputRejected("empty", f"robot '{self.name}': JointState names {len(names)} joints but carries no "
-                                         f"positions")
+            raise InputRejected("no_positions", f"robot '{self.name}': JointState names {len(names)} joints but "
+                                                f"carries no positions")
         if len(values) != len(names):
             raise InputRejected("wrong_joint_count", f"robot '{self.name}': JointState has {len(names)} names but "
                                                      f"{len(values)} positions")
@@ -225,7 +227,8 @@ class JointStateAdapter(InputAdapter):
         return 3
 
     def convert(self, msg: Any) -> list[Observation]:
-        return [self.converter.convert(msg)]
+        observation = self.converter.convert(msg)
+        return [] if observation is None else [observation]
 
     def close(self) -> None:
         if self.listener is not None:

@@ -2,11 +2,13 @@
 
 Checks, each a drop reason counted in diagnostics: the topology is known ("unknown_topology") and, when the input
 configures one, the one expected ("topology_mismatch"); ``dims`` matches the topology ("wrong_dims"); positions
-hold joints x dims values ("wrong_joint_count", "empty" when there are none); confidence is empty or one per joint
-("wrong_confidence_count"); at least one coordinate is finite ("non_finite") and at least one unified joint is
-seen ("no_joints"). NaN/inf joints and joints below the confidence floor are missing, not errors.
-In a SkeletonArray each person is checked alone (one bad person does not drop the others); an empty array is
-counted as "empty", a track_id given twice as "duplicate_track_id".
+hold joints x dims values ("wrong_joint_count"); confidence is empty or one per joint ("wrong_confidence_count"); at
+least one coordinate is finite ("non_finite") and at least one unified joint is seen ("no_joints"). NaN/inf joints
+and joints below the confidence floor are missing, not errors. The recognizer then bounds the joints by the
+topology's limits ("out_of_range"), for 2D by the image when ``image_width``/``image_height`` are given.
+In a SkeletonArray each person is checked alone (one bad person does not drop the others); a track_id given twice
+is "duplicate_track_id". An empty message (an array with nobody in it, a skeleton without positions) means nobody
+is in view, as for every adapter: not a drop, not a warning.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from hetskel_ros.ros.adapters.base import (
     stamp_seconds,
 )
 from hetskel_ros.topology import Topology, TopologyError, UnifiedSkeleton, list_topologies, load_topology, load_unified
+from hetskel_ros.topology.topology import shorten
 
 
 class SkeletonConverter:
@@ -43,7 +46,7 @@ class SkeletonConverter:
         topology = self._topologies.get(name)
         if topology is None:
             if "/" in name or name.endswith((".yaml", ".yml")):
-                raise InputRejected("unknown_topology", f"topology {name!r} must be a name, not a path")
+                raise InputRejected("unknown_topology", f"topology {shorten(name)!r} must be a name, not a path")
             try:
                 topology = load_topology(name)
             except TopologyError as exc:
@@ -51,21 +54,22 @@ class SkeletonConverter:
             self._topologies[name] = topology
         return topology
 
-    def convert(self, msg: Any, header: Any | None = None) -> Observation:
-        """``header``: the enclosing array's header, used when the skeleton's own stamp is zero."""
+    def convert(self, msg: Any, header: Any | None = None) -> Observation | None:
+        """``header``: the enclosing array's header, used when the skeleton's own stamp is zero. None: nobody (a
+        skeleton without positions)."""
+        if not len(msg.positions):
+            return None
         name = msg.topology or self.expected
         if not name:
             raise InputRejected("unknown_topology", f"the skeleton names no topology and the input configures none "
                                                     f"(known: {', '.join(list_topologies())})")
         if self.expected and name != self.expected:
-            raise InputRejected("topology_mismatch", f"skeleton of topology '{name}' on an input configured for "
-                                                     f"'{self.expected}'")
+            raise InputRejected("topology_mismatch", f"skeleton of topology {shorten(name)!r} on an input "
+                                                     f"configured for '{self.expected}'")
         topology = self._topology(name)
         if msg.dims != topology.dims:
             raise InputRejected("wrong_dims", f"skeleton says dims={msg.dims}, topology '{name}' is {topology.dims}D")
-        positions = np.frombuffer(msg.positions, np.float32) if len(msg.positions) else np.zeros(0, np.float32)
-        if positions.size == 0:
-            raise InputRejected("empty", f"skeleton of topology '{name}' has no positions")
+        positions = np.frombuffer(msg.positions, np.float32)
         expected = topology.num_joints * topology.dims
         if positions.size != expected:
             raise InputRejected("wrong_joint_count", f"topology '{name}' has {topology.num_joints} joints x "
@@ -85,8 +89,10 @@ class SkeletonConverter:
                                              f"non-finite or below confidence {self.min_confidence})")
         stamp_source = msg.header if (msg.header.stamp.sec or msg.header.stamp.nanosec or header is None) else header
         frame_id = msg.header.frame_id or (header.frame_id if header is not None else "")
+        image = (int(msg.image_width), int(msg.image_height))
         return Observation(track_id=int(msg.track_id), stamp=stamp_seconds(stamp_source), topology=name,
-                           dims=topology.dims, positions=unified, mask=mask, frame_id=frame_id, up=topology.up)
+                           dims=topology.dims, positions=unified, mask=mask, frame_id=frame_id, up=topology.up,
+                           image_size=image if topology.dims == 2 and min(image) > 0 else None)
 
 
 class SkeletonAdapter(InputAdapter):
@@ -101,7 +107,8 @@ class SkeletonAdapter(InputAdapter):
         self.converter = SkeletonConverter(config.topology, float(config.params.get("min_confidence", 0.05)))
 
     def convert(self, msg: Any) -> list[Observation]:
-        return [self.converter.convert(msg)]
+        observation = self.converter.convert(msg)
+        return [] if observation is None else [observation]
 
 
 class SkeletonArrayAdapter(InputAdapter):
@@ -119,8 +126,6 @@ class SkeletonArrayAdapter(InputAdapter):
         return all_or_first_rejection(self.convert_parts(msg))
 
     def convert_parts(self, msg: Any) -> tuple[list[Observation], list[InputRejected]]:
-        if not msg.skeletons:
-            return [], [InputRejected("empty", "skeleton array with nobody in it")]
         observations: list[Observation] = []
         rejected: list[InputRejected] = []
         seen: set[int] = set()
@@ -129,6 +134,8 @@ class SkeletonArrayAdapter(InputAdapter):
                 observation = self.converter.convert(skeleton, msg.header)
             except InputRejected as exc:
                 rejected.append(exc)
+                continue
+            if observation is None:
                 continue
             if observation.track_id and observation.track_id in seen:
                 rejected.append(InputRejected("duplicate_track_id", f"track_id {observation.track_id} appears twice "

@@ -153,6 +153,8 @@ class OfflinePipeline:
         recognizer = self.recognizer
         recognizer.count_message(input_name)
         observations, rejected = self.adapters[input_name].convert_parts(msg)
+        if not observations and not rejected:
+            recognizer.count_nobody(input_name)
         for rejection in rejected:
             recognizer.count_drop(input_name, rejection.reason)
         recognizer.observe(input_name, observations, now)
