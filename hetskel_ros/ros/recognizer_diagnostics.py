@@ -1,7 +1,10 @@
 """diagnostic_msgs/DiagnosticArray for the recognizer: one status per input and one for the model.
 
-Per input: measured rate against the configured one, messages, people accepted, active tracks and every drop by
-reason (totals since start; WARN when some were dropped in the last period or the rate is off by more than 2x).
+Per input: measured rate against the configured one, messages, people accepted, messages with nobody in view,
+decisions, active tracks and every drop by reason (totals since start; WARN when some were dropped in the last
+period or the rate is off by more than 2x). A stall watchdog turns an input WARN, with the reason, when its people
+are accepted but none of its tracks produced a decision for ``STALL_STRIDES`` strides after the first window was
+due: the pattern that stalled labels while everything looked healthy (issue 19) can no longer hide.
 Model: backend in use (and what was skipped), inference latency p50/p99 and batch size over recent batches,
 windows, active tracks, buffered frames, resets and freed tracks. rqt_robot_monitor and diagnostic_aggregator read it.
 """
@@ -18,6 +21,7 @@ from hetskel_ros.ros.adapters import InputConfig
 from hetskel_ros.runtime.recognizer import Recognizer
 
 OK, WARN, ERROR, STALE = (bytes([level]) for level in range(4))
+STALL_STRIDES = 4  # strides without a decision, beyond a new person's first window, before an input is stalled
 
 
 def _kv(key: str, value: object) -> KeyValue:
@@ -39,17 +43,35 @@ class DiagnosticsReporter:
         self._last_drops: dict[str, int] = {}
         self.internal_errors: Counter = Counter()  # the node's own failures (adapter crash, inference error)
         self._last_errors = 0
+        self._last_observations: dict[str, int] = {}
+        self._last_decisions: dict[str, int] = {}
+        self._quiet_since: dict[str, float] = {}  # input -> when it began accepting people without deciding
+        config = recognizer.config
+        self.stall_after_s = config.min_window_fill * recognizer.span + (STALL_STRIDES + 1) * config.window_stride_s
 
     def report(self, now: float, header_stamp) -> DiagnosticArray:
         elapsed = None if self._last_time is None else max(now - self._last_time, 1e-9)
         array = DiagnosticArray()
         array.header.stamp = header_stamp
-        array.status = [self._input_status(spec, elapsed) for spec in self.inputs] + [self._model_status()]
+        array.status = [self._input_status(spec, elapsed, now) for spec in self.inputs] + [self._model_status()]
         self._last_time = now
         return array
 
-    def _input_status(self, spec: InputConfig, elapsed: float | None) -> DiagnosticStatus:
+    def _stalled_for(self, name: str, now: float) -> float:
+        """Seconds this input has accepted people without any decision of its tracks (0 when it is not)."""
+        counters = self.recognizer.counters[name]
+        accepted = counters.observations > self._last_observations.get(name, 0)
+        decided = counters.decisions > self._last_decisions.get(name, 0)
+        self._last_observations[name], self._last_decisions[name] = counters.observations, counters.decisions
+        if decided or not accepted:
+            self._quiet_since.pop(name, None)
+            return 0.0
+        since = self._quiet_since.setdefault(name, self._last_time if self._last_time is not None else now)
+        return now - since
+
+    def _input_status(self, spec: InputConfig, elapsed: float | None, now: float) -> DiagnosticStatus:
         counters = self.recognizer.counters[spec.name]
+        stalled_s = self._stalled_for(spec.name, now)
         drops_total = sum(counters.drops.values())
         new_messages = counters.messages - self._last_messages.get(spec.name, 0)
         new_drops = drops_total - self._last_drops.get(spec.name, 0)
@@ -61,13 +83,17 @@ class DiagnosticsReporter:
             level, message = STALE, "no messages yet"
         elif elapsed and new_messages == 0:
             level, message = WARN, "no messages in the last period"
+        elif stalled_s > self.stall_after_s:
+            level, message = WARN, (f"stalled: people accepted for {stalled_s:.1f} s but no decision (one is due "
+                                    f"every {self.recognizer.config.window_stride_s:g} s); see the drops and resets")
         elif new_drops:
             level, message = WARN, f"{new_drops} dropped in the last period"
         elif elapsed and spec.rate_hz > 0 and not 0.5 * spec.rate_hz <= rate <= 2.0 * spec.rate_hz:
             level, message = WARN, f"rate {rate:.1f} Hz, configured {spec.rate_hz:g} Hz"
         values = [_kv("topic", spec.topic), _kv("kind", spec.kind), _kv("rate_hz", float(rate)),
                   _kv("expected_rate_hz", float(spec.rate_hz)), _kv("messages", counters.messages),
-                  _kv("observations", counters.observations),
+                  _kv("observations", counters.observations), _kv("nobody_in_view", counters.nobody_in_view),
+                  _kv("decisions", counters.decisions), _kv("stalled_s", float(stalled_s)),
                   _kv("active_tracks", self.recognizer.active_tracks(spec.name)), _kv("dropped", drops_total)]
         values += [_kv(f"dropped.{reason}", count) for reason, count in sorted(counters.drops.items())]
         return DiagnosticStatus(level=level, name=f"{self.node_name}: input {spec.name}", message=message,
