@@ -18,6 +18,7 @@ import time
 
 import numpy as np
 import pytest
+from conftest import wait_for
 from recognizer_support import stand_in_bundle_path
 
 from hetskel_ros.ros.bagtools import cli
@@ -122,6 +123,55 @@ def test_bag_player_console_command_plays_and_exits(ros, short_bag):
     bad = subprocess.run([*command[:3], "--ros-args", "-p", f"bag:={short_bag}", "-p", "rate:=0.0"],
                          capture_output=True, text=True, timeout=60)
     assert bad.returncode != 0 and "rate" in bad.stderr
+
+
+def test_the_recorder_measures_latency_when_both_messages_wait_in_its_queues():
+    """Under load the frame and the ActionArray ending on it are both queued before the recorder's executor runs;
+    it used to take the action first and lose the latency sample (a flaky live test). The latency is the
+    middleware's reception times, whatever order the callbacks run in."""
+    import rclpy
+    from hetskel_msgs.msg import Action, ActionArray, SkeletonArray
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.node import Node
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+
+    from hetskel_ros.ros.bagtools.live import ActionRecorder
+    from hetskel_ros.ros.recognizer_node import to_time
+
+    context = rclpy.context.Context()
+    rclpy.init(context=context)
+    node = Node("recorder_under_test", context=context)
+    sender = Node("recorder_feeder", context=context)
+    try:
+        recorder = ActionRecorder(node, "queued/actions", {"queued/skeletons": "hetskel_msgs/msg/SkeletonArray"})
+        reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+        frames = sender.create_publisher(SkeletonArray, "queued/skeletons", reliable)
+        actions = sender.create_publisher(ActionArray, "queued/actions", reliable)
+        for publisher in (frames, actions):
+            wait_for(lambda p=publisher: p.get_subscription_count() > 0, 10.0, f"a reader of {publisher.topic_name}")
+        wait_for(lambda: recorder.actions_sub.get_publisher_count() > 0 and
+                 all(sub.get_publisher_count() > 0 for sub in recorder.frame_subs), 10.0, "the recorder's matches")
+        gap_s = 0.08
+        for k in range(3):
+            frame = SkeletonArray()
+            frame.header.stamp = to_time(10.0 + k)
+            frames.publish(frame)
+            time.sleep(gap_s)  # the recognizer's delay
+            action = Action(track_id=1, label="wave", score=0.9)
+            action.header.stamp = to_time(10.0 + k)
+            actions.publish(ActionArray(actions=[action]))
+        time.sleep(0.3)  # both wait in the recorder's queues: nothing spins yet
+        executor = SingleThreadedExecutor(context=context)
+        executor.add_node(node)
+        for _ in range(20):
+            executor.spin_once(timeout_sec=0.05)
+        executor.shutdown()
+        assert recorder.unmatched_latency == 0 and len(recorder.latencies_s) == 3
+        assert all(gap_s * 0.9 < latency < gap_s + 0.2 for latency in recorder.latencies_s), recorder.latencies_s
+    finally:
+        node.destroy_node()
+        sender.destroy_node()
+        context.try_shutdown()
 
 
 def test_live_eval_through_the_launcher_scores_a_short_bag(short_bag, tmp_path):

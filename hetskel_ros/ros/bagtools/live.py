@@ -7,8 +7,11 @@ process, as on a robot) or in this process (its own executor thread; quicker for
 
 Latency: the :class:`ActionRecorder` subscribes to the skeleton topic(s) as well and notes when each frame arrived;
 an Action's latency is the arrival of its ActionArray minus the arrival of the frame its window ends with (the
-window's last frame, identified by its stamp), both on this process's monotonic clock: the recognizer's delay,
-one DDS hop in and one out included.
+window's last frame, identified by its stamp): the recognizer's delay, one DDS hop in and one out included.
+"Arrival" is the middleware's reception time of each message (MessageInfo.received_timestamp), not when this
+process's executor got round to the callback: under load both messages wait in their queues, the executor may take
+the action first, and the frame's callback time would make the latency wrong or missing. An action whose frame
+has not been handled yet waits for it.
 """
 
 from __future__ import annotations
@@ -50,25 +53,35 @@ class ActionRecorder:
         from rclpy.qos import QoSProfile, ReliabilityPolicy
 
         self.node = node
-        self.lock = threading.Lock()
+        self.lock = threading.RLock()  # re-entrant: unmatched_latency is read under it too
         self.predictions: list[Prediction] = []
         self.latencies_s: list[float] = []
-        self.unmatched_latency = 0  # actions whose last frame this recorder did not see arrive
-        self.frame_arrivals: dict[int, float] = {}
+        self.frame_arrivals: dict[int, float] = {}  # frame stamp key -> reception time (s)
+        self._waiting: dict[int, list[float]] = {}  # frame stamp key -> reception times of actions ending on it
         self.last_receipt = 0.0
         self.arrays = 0
         self.on_actions = on_actions
         reliable = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE)
-        self.actions_sub = node.create_subscription(ActionArray, actions_topic, self._on_actions, reliable)
         self.frame_subs = [node.create_subscription(message_class(kind), topic, self._on_frame, reliable)
                            for topic, kind in frame_topics.items()]
+        self.actions_sub = node.create_subscription(ActionArray, actions_topic, self._on_actions, reliable)
 
-    def _on_frame(self, msg: Any) -> None:
-        now = time.monotonic()
+    @property
+    def unmatched_latency(self) -> int:
+        """Actions whose last frame this recorder never saw arrive."""
         with self.lock:
-            self.frame_arrivals.setdefault(stamp_key(0, stamp_s(msg.header.stamp))[1], now)
+            return sum(len(v) for v in self._waiting.values())
 
-    def _on_actions(self, msg: Any) -> None:
+    def _on_frame(self, msg: Any, info: Mapping[str, int]) -> None:
+        arrived = info["received_timestamp"] / 1e9
+        key = stamp_key(0, stamp_s(msg.header.stamp))[1]
+        with self.lock:
+            self.frame_arrivals.setdefault(key, arrived)
+            first = self.frame_arrivals[key]
+            self.latencies_s += [received - first for received in self._waiting.pop(key, [])]
+
+    def _on_actions(self, msg: Any, info: Mapping[str, int]) -> None:
+        received = info["received_timestamp"] / 1e9
         now = time.monotonic()
         batch = [Prediction(int(a.track_id), stamp_s(a.header.stamp), stamp_s(a.window_start), str(a.label),
                             float(a.score), str(a.source)) for a in msg.actions]
@@ -77,11 +90,12 @@ class ActionRecorder:
             self.last_receipt = now
             self.predictions += batch
             for p in batch:
-                arrived = self.frame_arrivals.get(stamp_key(0, p.stamp)[1])
+                key = stamp_key(0, p.stamp)[1]
+                arrived = self.frame_arrivals.get(key)
                 if arrived is None:
-                    self.unmatched_latency += 1
+                    self._waiting.setdefault(key, []).append(received)
                 else:
-                    self.latencies_s.append(now - arrived)
+                    self.latencies_s.append(received - arrived)
         if self.on_actions is not None:
             self.on_actions(now, batch)
 
