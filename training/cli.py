@@ -30,7 +30,17 @@ from hetskel_ros.topology import load_unified
 
 from . import metrics
 from .report import ablation, ablations, evaluate, supervised_baseline
-from .train import Data, TrainConfig, build_model, load_data, pretrain, read_log
+from .train import (
+    CheckpointError,
+    Data,
+    TrainConfig,
+    build_model,
+    discard_run_state,
+    load_data,
+    pretrain,
+    read_checkpoint,
+    read_log,
+)
 from .words import LANGUAGE_MODEL
 
 DATA_CREDIT = "Bandai Namco Research Motion Dataset (Bandai Namco Research Inc.), CC BY-NC 4.0"
@@ -50,7 +60,7 @@ def load_run(run_dir: Path, data: Data | None = None) -> tuple[TrainConfig, torc
     cfg = TrainConfig.load(run_dir / "config.yaml")
     data = data or load_data(cfg)
     model = build_model(cfg, data.label_names, data.topologies)
-    state = torch.load(run_dir / "checkpoint.pt", weights_only=False)["objective"]
+    state = read_checkpoint(run_dir / "checkpoint.pt")["objective"]
     model.load_state_dict({k.removeprefix("model."): v for k, v in state.items() if k.startswith("model.")})
     return cfg, model.eval(), data
 
@@ -102,10 +112,18 @@ def plot_loss(run_dir: Path, path: Path) -> None:
     plt.close(fig)
 
 
+def restart(args) -> None:
+    """``--restart``: forget what an earlier run left in the run directory (e.g. a damaged checkpoint)."""
+    if args.restart and os.environ.get("RANK", "0") == "0":
+        removed = discard_run_state(Path(args.run_dir))
+        print(f"--restart: removed {len(removed)} file(s) of the earlier run in {args.run_dir}")
+
+
 def cmd_pretrain(args) -> int:
     cfg = TrainConfig.load(args.config, data=args.data, epochs=args.epochs)
     if args.objective and args.objective != cfg.objective:  # the file's objective_args belong to its objective
         cfg = replace(cfg, objective=args.objective, objective_args={})
+    restart(args)
     pretrain(cfg, Path(args.run_dir), progress=not args.quiet)
     if os.environ.get("RANK", "0") == "0":  # under torchrun, one line rather than one per process
         print(f"pretraining done: {args.run_dir}/checkpoint.pt")
@@ -177,6 +195,7 @@ def cmd_report(args) -> int:
     """Pretrain, evaluate, train the baseline and ablations, export the bundle, write the report beside it."""
     cfg = TrainConfig.load(args.config, data=args.data, epochs=args.epochs)
     run_dir, out = Path(args.run_dir), Path(args.out)
+    restart(args)
     if cfg.datasets:  # several real data sets: per-set protocols, transfer, heterogeneity (training/union.py)
         from .union import union_report
 
@@ -210,6 +229,8 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--epochs", type=float)
         p.add_argument("--run-dir", required=True)
         p.add_argument("--quiet", action="store_true", help="no progress bar")
+        p.add_argument("--restart", action="store_true",
+                       help="discard the run directory's checkpoints and logs and train from step 0")
     sub.choices["pretrain"].add_argument("--objective", choices=["hetskel", "msclr", "supervised"])
     sub.choices["report"].add_argument("--out", required=True, help="bundle path, e.g. models/default.hetskel")
     sub.choices["report"].add_argument("--no-baseline", action="store_true")
@@ -226,9 +247,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--run-dir", required=True)
     p.add_argument("--out", required=True)
     args = parser.parse_args(argv)
-    return {"pretrain": cmd_pretrain, "evaluate": cmd_evaluate, "export": cmd_export, "report": cmd_report,
-            "protocols": cmd_protocols}[
-        args.command](args)
+    try:
+        return {"pretrain": cmd_pretrain, "evaluate": cmd_evaluate, "export": cmd_export, "report": cmd_report,
+                "protocols": cmd_protocols}[args.command](args)
+    except CheckpointError as exc:  # one line naming the file, not torch's traceback
+        print(f"hetskel-train: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -212,10 +212,76 @@ def batch_indices(step: int, steps_per_epoch: int, n: int, batch: int, seed: int
     return order[within * batch: (within + 1) * batch]
 
 
+CHECKPOINT_KEYS = ("step", "objective", "optimizer")
+RUN_STATE = ("checkpoint.pt", "checkpoint.tmp", "log.jsonl", "train_summary.json")  # what --restart discards
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be resumed from; the message names the file and how to go on."""
+
+
 def save_checkpoint(path: Path, step: int, objective, optimizer) -> None:
     tmp = path.with_suffix(".tmp")
     torch.save({"step": step, "objective": objective.state_dict(), "optimizer": optimizer.state_dict()}, tmp)
     os.replace(tmp, path)  # atomic: a kill mid-save leaves the previous checkpoint intact
+
+
+def read_checkpoint(path: Path, device: torch.device | str | None = None) -> dict:
+    """A checkpoint's contents (the format save_checkpoint writes); CheckpointError naming the file for an empty,
+    truncated or foreign one, instead of torch's traceback."""
+    hint = "pass --restart to discard it and train from step 0"
+    try:
+        state = torch.load(path, weights_only=False, map_location=device)
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: no checkpoint (has this run trained yet?)") from None
+    except Exception as exc:  # torch raises RuntimeError, EOFError, UnpicklingError, ... for a damaged file
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        size = path.stat().st_size if path.exists() else 0
+        raise CheckpointError(f"{path}: not a readable checkpoint ({size} bytes; {detail}); {hint}") from None
+    missing = [key for key in CHECKPOINT_KEYS if not isinstance(state, dict) or key not in state]
+    if missing:
+        raise CheckpointError(f"{path}: not a training checkpoint (lacks {', '.join(missing)}); {hint}")
+    return state
+
+
+def load_checkpoint(path: Path, objective, optimizer, device: torch.device | str | None = None) -> int:
+    """Resume from ``path`` when it exists: the states go into ``objective`` and ``optimizer``; returns the step it
+    was saved after (0 without a checkpoint). CheckpointError naming the file when it cannot be used."""
+    if not path.exists():
+        return 0
+    state = read_checkpoint(path, device)
+    try:
+        objective.load_state_dict(state["objective"])
+        optimizer.load_state_dict(state["optimizer"])
+    except (RuntimeError, ValueError, KeyError) as exc:
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"{path}: does not fit this run's model and optimizer ({detail}); pass --restart to "
+                              f"discard it and train from step 0") from None
+    return int(state["step"])
+
+
+def discard_run_state(run_dir: Path) -> list[Path]:
+    """``--restart``: remove the checkpoints, logs and summaries under ``run_dir``; returns what was removed."""
+    removed = [p for name in RUN_STATE for p in run_dir.rglob(name) if p.is_file()] if run_dir.is_dir() else []
+    for path in removed:
+        path.unlink()
+    return removed
+
+
+def open_log(path: Path, start: int):
+    """The training log, for appending from step ``start`` on: rows of later steps (done before a kill, redone after
+    the resume) and a line the kill cut short are removed first, so the log holds each step once."""
+    kept = []
+    if path.exists():
+        for line in path.read_text().splitlines():
+            try:
+                step = json.loads(line)["step"]
+            except (json.JSONDecodeError, KeyError, TypeError):
+                continue
+            if step <= start:
+                kept.append(line + "\n")
+    path.write_text("".join(kept))
+    return path.open("a", buffering=1)  # line-buffered: the log is readable while training
 
 
 def pretrain(cfg: TrainConfig, run_dir: Path, data: Data | None = None, progress: bool = True) -> HetSkelModel:
@@ -240,19 +306,14 @@ def pretrain(cfg: TrainConfig, run_dir: Path, data: Data | None = None, progress
     total = cfg.steps or max(1, round(cfg.epochs * steps_per_epoch))
 
     checkpoint = run_dir / "checkpoint.pt"
-    start = 0
-    if checkpoint.exists():
-        state = torch.load(checkpoint, weights_only=False, map_location=where.device)
-        objective.load_state_dict(state["objective"])
-        optimizer.load_state_dict(state["optimizer"])
-        start = state["step"]
+    start = load_checkpoint(checkpoint, objective, optimizer, where.device)
     trainer = wrap(objective, where)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=cfg.amp and where.device.type == "cuda")
     log = None
     if where.main:
         (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg.__dict__, sort_keys=False))
         (run_dir / "normalization.json").write_text(json.dumps(data.normalization.to_dict(load_unified())))
-        log = (run_dir / "log.jsonl").open("a", buffering=1)  # line-buffered: the log is readable while training
+        log = open_log(run_dir / "log.jsonl", start)
     bar = tqdm(range(start, total), initial=start, total=total, disable=not (progress and where.main),
                desc=cfg.objective, dynamic_ncols=True)
     objective.train()
