@@ -12,11 +12,14 @@ from __future__ import annotations
 import importlib.util
 import json
 import logging
+import subprocess
+import sys
+import zipfile
 
 import numpy as np
 import pytest
 
-from hetskel_ros.model.bundle import Bundle, load_bundle, save_bundle
+from hetskel_ros.model.bundle import Bundle, BundleError, load_bundle, save_bundle
 from hetskel_ros.runtime import (
     INPUT_NAMES,
     OUTPUT_NAMES,
@@ -138,6 +141,62 @@ def test_saved_bundle_file_runs_on_every_cpu_backend(bundle, mocap, tmp_path, to
         backend = create_backend(name, loaded, device="cpu")
         assert (backend.name, backend.device, backend.precision) == (name, "cpu", "fp32")
         assert np.abs(backend.infer(inputs)[1] - reference).max() <= PARITY
+
+
+def _rewrite(path, tmp_path, name: str, **parts: bytes):
+    """A copy of bundle ``path`` with archive members replaced (b"" removes one)."""
+    target = tmp_path / f"{name}.hetskel"
+    with zipfile.ZipFile(path) as source, zipfile.ZipFile(target, "w") as out:
+        for member in source.namelist():
+            data = parts.pop(member, source.read(member))
+            if data:
+                out.writestr(member, data)
+    return target
+
+
+def _meta(path) -> dict:
+    with zipfile.ZipFile(path) as zf:
+        return json.loads(zf.read("meta.json"))
+
+
+BAD_BUNDLES = {  # what is wrong -> (members to replace, text the error must hold)
+    "meta.json is a JSON list": (lambda m: {"meta.json": b"[1, 2]"}, "must be a JSON object, got a JSON list"),
+    "meta.json without config": (lambda m: {"meta.json": json.dumps({k: v for k, v in m.items() if k != "config"})
+                                            .encode()}, "lacks 'config'"),
+    "a string format_version": (lambda m: {"meta.json": json.dumps({**m, "format_version": "1"}).encode()},
+                                "format_version '1', expected the number 1"),
+    "meta.json not JSON": (lambda m: {"meta.json": b"{not json"}, "meta.json is not readable"),
+    "garbage weights": (lambda m: {"weights.npz": np.random.default_rng(0).bytes(4000)}, "weights.npz is not readable"),
+    "no weights": (lambda m: {"weights.npz": b""}, "lacks weights.npz"),
+    "labels that do not fit the head": (lambda m: {"meta.json": json.dumps({**m, "label_names": m["label_names"][:-1]})
+                                                   .encode()}, "label_names but the model's head has"),
+}
+
+
+@pytest.mark.parametrize("problem", list(BAD_BUNDLES))
+def test_a_bad_bundle_is_one_error_naming_the_file_and_what_is_wrong(bundle, tmp_path, problem):
+    good = save_bundle(Bundle(config=bundle.config, unified_joints=bundle.unified_joints,
+                              label_names=bundle.label_names, weights=bundle.weights, onnx=bundle.onnx),
+                       tmp_path / "good.hetskel")
+    change, expected = BAD_BUNDLES[problem]
+    bad = _rewrite(good, tmp_path, "bad", **change(_meta(good)))
+    with pytest.raises(BundleError) as error:
+        load_bundle(bad)
+    assert str(bad) in str(error.value) and expected in str(error.value), str(error.value)
+
+
+def test_the_node_refuses_a_bundle_whose_labels_do_not_fit_its_head_at_start(bundle, tmp_path):
+    """It used to start, then die of an IndexError on the first window."""
+    good = save_bundle(Bundle(config=bundle.config, unified_joints=bundle.unified_joints,
+                              label_names=bundle.label_names, weights=bundle.weights, onnx=bundle.onnx),
+                       tmp_path / "good.hetskel")
+    meta = _meta(good)
+    bad = _rewrite(good, tmp_path, "bad", **{"meta.json": json.dumps({**meta, "label_names": meta["label_names"] +
+                                                                       ["extra"]}).encode()})
+    done = subprocess.run([sys.executable, "-m", "hetskel_ros.ros.recognizer_node", "--ros-args", "-p",
+                           f"model:={bad}"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr[-3000:]
+    assert f"model bundle {bad}:" in done.stderr.strip().splitlines()[-1]
 
 
 def test_runtime_input_names_match_the_export():

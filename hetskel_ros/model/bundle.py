@@ -106,6 +106,8 @@ def save_bundle(bundle: Bundle, path: str | Path) -> Path:
 
 
 def load_bundle(path: str | Path, *, weights: bool = True) -> Bundle:
+    """Read a bundle; every defect (not a zip, a part missing or unreadable, metadata of the wrong shape, labels
+    that do not fit the model's head) is a BundleError naming the file and the part, never a traceback later."""
     path = Path(path)
     if not path.is_file():
         raise BundleError(f"model bundle not found: {path}")
@@ -115,16 +117,19 @@ def load_bundle(path: str | Path, *, weights: bool = True) -> Bundle:
             for part in ("meta.json", "weights.npz"):
                 if part not in names:
                     raise BundleError(f"model bundle {path} lacks {part}")
-            meta = json.loads(zf.read("meta.json"))
-            arrays = dict(np.load(io.BytesIO(zf.read("weights.npz")))) if weights else {}
-            onnx = zf.read("model.onnx") if "model.onnx" in names else None
-    except (zipfile.BadZipFile, json.JSONDecodeError, OSError) as exc:
+            meta = _read_part(path, "meta.json", lambda: json.loads(zf.read("meta.json")))
+            arrays = _read_part(path, "weights.npz", lambda: _read_weights(zf.read("weights.npz"))) if weights else {}
+            onnx = _read_part(path, "model.onnx", lambda: zf.read("model.onnx")) if "model.onnx" in names else None
+    except (zipfile.BadZipFile, OSError) as exc:
         raise BundleError(f"model bundle {path} is not readable: {exc}") from exc
-    if meta.get("format_version") != FORMAT_VERSION:
-        raise BundleError(f"model bundle {path} has format {meta.get('format_version')}, expected {FORMAT_VERSION}")
-    return Bundle(
+    _check_meta(path, meta)
+    try:
         # bundles written before per-joint fusion existed fused by the plain mean; they must keep doing so
-        config=ModelConfig.from_dict({"fusion": "mean", **meta["config"]}),
+        config = ModelConfig.from_dict({"fusion": "mean", **meta["config"]})
+    except (TypeError, ValueError) as exc:
+        raise BundleError(f"model bundle {path}: meta.json 'config' is not a model configuration: {exc}") from None
+    bundle = Bundle(
+        config=config,
         unified_joints=meta["unified_joints"],
         label_names=meta["label_names"],
         normalization=meta.get("normalization", {}),
@@ -133,3 +138,54 @@ def load_bundle(path: str | Path, *, weights: bool = True) -> Bundle:
         onnx=onnx,
         path=path,
     )
+    _check_head(bundle)
+    return bundle
+
+
+def _read_part(path: Path, part: str, read):
+    """``read()`` of one archive member; any failure (a corrupt member, garbage JSON or npz) names file and part."""
+    try:
+        return read()
+    except Exception as exc:  # zlib, zipfile, json and numpy each raise their own types for damaged bytes
+        raise BundleError(f"model bundle {path}: {part} is not readable ({type(exc).__name__}: {exc})") from None
+
+
+def _read_weights(data: bytes) -> dict[str, np.ndarray]:
+    with np.load(io.BytesIO(data), allow_pickle=False) as arrays:
+        return {name: arrays[name] for name in arrays.files}
+
+
+def _check_meta(path: Path, meta: object) -> None:
+    """meta.json must be the mapping ``Bundle.meta`` writes, in this format version."""
+    where = f"model bundle {path}: meta.json"
+    if not isinstance(meta, dict):
+        raise BundleError(f"{where} must be a JSON object, got a JSON {type(meta).__name__}")
+    version = meta.get("format_version")
+    if type(version) is not int or version != FORMAT_VERSION:
+        raise BundleError(f"{where} has format_version {version!r}, expected the number {FORMAT_VERSION}")
+    for key in ("config", "unified_joints", "label_names"):
+        if key not in meta:
+            raise BundleError(f"{where} lacks '{key}'")
+    if not isinstance(meta["config"], dict):
+        raise BundleError(f"{where} 'config' must be a JSON object, got {type(meta['config']).__name__}")
+    for key in ("unified_joints", "label_names"):
+        value = meta[key]
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise BundleError(f"{where} '{key}' must be a list of names, got {value!r:.80}")
+    for key in ("normalization", "provenance"):
+        if not isinstance(meta.get(key, {}), dict):
+            raise BundleError(f"{where} '{key}' must be a JSON object, got {type(meta[key]).__name__}")
+
+
+def _check_head(bundle: Bundle) -> None:
+    """One label per output of the classifier: a mismatch would only show on the first window (IndexError)."""
+    labels = len(bundle.label_names)
+    sizes = {"config num_classes": bundle.config.num_classes} if bundle.config.num_classes else {}
+    head = bundle.weights.get("classifier.weight")
+    if head is not None:
+        sizes["classifier.weight"] = int(np.shape(head)[0])
+    wrong = {name: size for name, size in sizes.items() if size != labels}
+    if wrong:
+        said = ", ".join(f"{name} {size}" for name, size in wrong.items())
+        raise BundleError(f"model bundle {bundle.path}: {labels} label_names but the model's head has {said} "
+                          f"outputs; the labels must be the classes the head was trained on, in order")
