@@ -194,6 +194,90 @@ def test_a_bag_without_ground_truth_cannot_be_scored(tmp_path):
         evaluate_bag(target, tmp_path / "out", overrides={"model": str(stand_in_bundle_path())})
 
 
+# -- damaged bags: count and skip what cannot be read, fail only when nothing can -------------------------------
+EVAL_OVERRIDES = ["--model", str(stand_in_bundle_path()), "-p", "backend:=onnxruntime", "-p", "threads:=1"]
+
+
+def copy_bag(source: Path, target: Path, storage: str = "mcap", repeat: int = 1, change=None) -> Path:
+    """A copy of a bag written with rosbags (custom metadata kept); ``repeat`` appends it again, later in time;
+    ``change(index, topic, raw)`` may replace a message's bytes."""
+    from rosbags.rosbag2 import Reader, Writer
+
+    from hetskel_ros.ros.bagtools.bag_io import STORAGES
+
+    with Reader(source) as reader, Writer(target, version=9, storage_plugin=STORAGES[storage]) as writer:
+        connections = {c.id: writer.add_connection(c.topic, c.msgtype, msgdef=c.msgdef.data, rihs01=c.digest)
+                       for c in reader.connections}
+        for key, value in yaml.safe_load((source / "metadata.yaml").read_text())["rosbag2_bagfile_information"][
+                "custom_data"].items():
+            writer.set_custom_data(key, value)
+        span = reader.duration + 1_000_000_000
+        index = 0
+        for copy in range(repeat):
+            for c, timestamp, raw in reader.messages():
+                data = change(index, c.topic, bytes(raw)) if change else bytes(raw)
+                writer.write(connections[c.id], timestamp + copy * span, data)
+                index += 1
+    return target
+
+
+def damage(path: Path, suffix: str, edit) -> Path:
+    file = next(path.glob(f"*{suffix}"))
+    file.write_bytes(edit(file.read_bytes()))
+    return path
+
+
+@pytest.mark.parametrize("storage", ["mcap", "sqlite3"])
+def test_random_bytes_in_some_messages_are_skipped_counted_and_reported(small_bag, tmp_path, storage, capsys):
+    """It used to stop the whole evaluation with SerdeError / RMWError at the first bad message."""
+    rng = np.random.default_rng(7)
+    garbled = set(range(3, 500, 25))
+
+    def garble(index: int, topic: str, raw: bytes) -> bytes:
+        return raw[:4] + rng.bytes(len(raw) - 4) if index in garbled else raw  # a valid CDR header, then noise
+
+    bag = copy_bag(small_bag, tmp_path / "garbled", storage, change=garble)
+    out = tmp_path / "eval"
+    assert cli.main(["eval", str(bag), "--out", str(out), *EVAL_OVERRIDES]) == 0
+    damaged = json.loads((out / "metrics.json").read_text())["run"]["damaged_messages"]
+    assert sum(damaged.values()) == len(garbled)
+    assert "damaged messages skipped" in capsys.readouterr().out
+
+
+def test_a_damaged_sqlite3_bag_is_read_around_the_damage(small_bag, tmp_path, capsys):
+    bag = copy_bag(small_bag, tmp_path / "sqlite", "sqlite3")
+    total = len(read_bag(bag, every_topic=True).messages)
+    for name, edit in (("truncated", lambda b: b[: int(len(b) * 0.8)]),
+                       ("garbled", lambda b: b[: len(b) // 2] + bytes(range(256)) * 8 + b[len(b) // 2 + 2048:])):
+        broken = damage(copy_bag(bag, tmp_path / name, "sqlite3"), ".db3", edit)
+        contents = read_bag(broken, every_topic=True)
+        lost = sum(contents.unreadable.values())
+        assert 0 < lost < total / 2 and len(contents.messages) == total - lost, (name, lost)
+        out = tmp_path / f"eval_{name}"
+        assert cli.main(["eval", str(broken), "--out", str(out), *EVAL_OVERRIDES]) == 0, capsys.readouterr().err
+        assert json.loads((out / "metrics.json").read_text())["run"]["damaged_messages"]
+
+
+def test_a_garbled_or_cut_mcap_loses_only_what_is_damaged(small_bag, tmp_path):
+    bag = copy_bag(small_bag, tmp_path / "long", repeat=10)  # > 2 MiB: several 1 MiB chunks
+    total = len(read_bag(bag, every_topic=True, with_truth=False).messages)
+    garbled = damage(copy_bag(bag, tmp_path / "garbled", repeat=1), ".mcap",
+                     lambda b: b[: len(b) // 2] + bytes(4096) + b[len(b) // 2 + 4096:])
+    cut = damage(copy_bag(bag, tmp_path / "cut", repeat=1), ".mcap", lambda b: b[: int(len(b) * 0.7)])
+    for broken in (garbled, cut):  # a chunk in the middle; a recording that ended without its footer
+        contents = read_bag(broken, every_topic=True, with_truth=False)  # (the copies repeat the truth's stamps)
+        lost = sum(contents.unreadable.values())
+        assert 0 < lost < total * 0.7 and len(contents.messages) == total - lost, (broken.name, lost)
+
+
+def test_a_bag_with_nothing_readable_is_one_clear_error(small_bag, tmp_path, capsys):
+    broken = damage(copy_bag(small_bag, tmp_path / "noise"), ".mcap",
+                    lambda b: b[:8] + np.random.default_rng(1).bytes(len(b) - 8))
+    assert cli.main(["eval", str(broken), *EVAL_OVERRIDES]) == 1
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and error[0].startswith("hetskel-bag eval:") and str(broken) in error[0], error
+
+
 @pytest.mark.skipif(not default_bundle_path().is_file(), reason="models/default.hetskel is not trained yet")
 def test_the_shipped_model_finds_the_actions_in_the_demo_bag(tmp_path):
     """The demo's promise: on held-out people (youthful style) acting at once with idle gaps, the shipped model

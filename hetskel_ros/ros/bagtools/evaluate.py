@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,9 +47,12 @@ def evaluate_bag(bag_path: str | Path, out_dir: str | Path, *, mode: str = "offl
                            "duration_s": bag.duration_s, "config": str(config or "config/recognize.yaml"),
                            "overrides": overrides}
     offline = None
+    damaged = Counter(bag.unreadable)
     if mode == "offline" or reference:
         offline = run_offline(bag, config, overrides)
         run.update(model=offline.model, backend=offline.backend, drops=offline.drops, events=offline.events)
+        damaged.update(offline.undecodable)
+    run["damaged_messages"] = dict(sorted(damaged.items()))  # skipped: unreadable or undecodable, per topic
     if mode == "offline":
         assert offline is not None
         predictions = offline.predictions

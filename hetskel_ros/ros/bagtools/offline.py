@@ -10,8 +10,9 @@ the bag is played with use_sim_time), so the result depends only on the bag and 
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -120,6 +121,7 @@ class OfflineResult:
     events: dict[str, int]
     backend: str
     model: str
+    undecodable: dict[str, int] = field(default_factory=dict)  # topic -> messages rclpy could not deserialise
 
 
 class OfflinePipeline:
@@ -183,18 +185,24 @@ class OfflinePipeline:
                            f"(it has {sorted(bag.topics)}); set the inputs' topics in the config")
         classes: dict[str, type] = {}
         predictions: list[Prediction] = []
+        undecodable: Counter = Counter()
         for message in used:
             name = topics[message.topic]
             cls = classes.get(message.msgtype) or classes.setdefault(message.msgtype, message_class(message.msgtype))
             now = message.timestamp_ns / NS_PER_S
-            decisions = self.handle(name, deserialize_message(message.data, cls), now)
+            try:
+                msg = deserialize_message(message.data, cls)
+            except Exception:  # damaged bytes (RMWError and kin): counted and skipped, never the end of the run
+                undecodable[message.topic] += 1
+                continue
+            decisions = self.handle(name, msg, now)
             if decisions:
                 predictions += [prediction(d) for d in decisions]
                 if on_decisions is not None:
                     on_decisions(now, decisions)
         drops = {name: dict(c.drops) for name, c in self.recognizer.counters.items()}
         return OfflineResult(predictions, len(used), drops, dict(self.recognizer.events), self.backend.describe(),
-                             self.model_path)
+                             self.model_path, dict(undecodable))
 
     def close(self) -> None:
         for adapter in self.adapters.values():

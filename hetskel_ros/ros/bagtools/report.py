@@ -144,7 +144,10 @@ def markdown_summary(metrics: Mapping[str, Any], files: Mapping[str, str]) -> st
              f"- mode: **{run['mode']}**; model `{run['model']}`; backend {run['backend']}",
              f"- bag: {run['people']} people, {run['duration_s']:.1f} s, {metrics['frames']} person-frames "
              f"({metrics['action_frames']} in an action), {metrics['truth_segments']} action segments",
-             f"- windows classified: {metrics['windows']}", "",
+             f"- windows classified: {metrics['windows']}",
+             *([f"- damaged messages skipped (unreadable or undecodable): "
+                f"{', '.join(f'{t} {n}' for t, n in run['damaged_messages'].items())}"]
+               if run.get("damaged_messages") else []), "",
              "| metric | value |", "| --- | --- |",
              f"| frame accuracy (all frames; idle = unknown/none) | {_pct(metrics['frame_accuracy'])} |",
              f"| frame accuracy (action frames) | {_pct(metrics['action_frame_accuracy'])} |"]
