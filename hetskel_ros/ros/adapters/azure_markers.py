@@ -115,6 +115,8 @@ class AzureMarkersAdapter(InputAdapter):
     kind = "azure_markers"
     message_type = "visualization_msgs/msg/MarkerArray"
     parameters: ClassVar[dict[str, Any]] = {"body_id_stride": BODY_ID_STRIDE}
+    drop_reasons = ("wrong_marker_type", "bad_marker_id", "duplicate_marker_id", "mixed_frames", "non_finite",
+                    "no_joints")
 
     def __init__(self, config: InputConfig, node: Any | None = None):
         super().__init__(config, node)

@@ -60,6 +60,7 @@ class InputAdapter(ABC):
     kind: ClassVar[str]
     message_type: ClassVar[str]  # "pkg/msg/Name", e.g. "hetskel_msgs/msg/SkeletonArray"
     parameters: ClassVar[Mapping[str, Any]] = {}
+    drop_reasons: ClassVar[tuple[str, ...]] = ()  # every InputRejected.reason it returns (documented, counted)
 
     def __init__(self, config: InputConfig, node: Any | None = None):
         """``node`` (an rclpy Node, or None offline) is for adapters that need more than their topic (a URDF from

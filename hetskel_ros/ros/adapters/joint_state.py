@@ -197,6 +197,8 @@ class JointStateAdapter(InputAdapter):
     message_type = "sensor_msgs/msg/JointState"
     parameters: ClassVar[dict[str, Any]] = {"urdf_file": "", "robot_description_topic": "robot_description",
                                             "frame": "", "track_id": 0}
+    drop_reasons = ("no_urdf", "bad_urdf", "no_positions", "wrong_joint_count", "duplicate_joint_names",
+                    "unknown_joint_names", "non_finite")
 
     def __init__(self, config: InputConfig, node: Any | None = None):
         super().__init__(config, node)

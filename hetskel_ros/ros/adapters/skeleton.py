@@ -95,12 +95,17 @@ class SkeletonConverter:
                            image_size=image if topology.dims == 2 and min(image) > 0 else None)
 
 
+SKELETON_REASONS = ("unknown_topology", "topology_mismatch", "wrong_dims", "wrong_joint_count",
+                    "wrong_confidence_count", "non_finite", "no_joints")
+
+
 class SkeletonAdapter(InputAdapter):
     """hetskel_msgs/Skeleton: one person per message."""
 
     kind = "skeleton"
     message_type = "hetskel_msgs/msg/Skeleton"
     parameters: ClassVar[Mapping[str, Any]] = {"min_confidence": 0.05}
+    drop_reasons = SKELETON_REASONS
 
     def __init__(self, config: InputConfig, node: Any | None = None):
         super().__init__(config, node)
@@ -117,6 +122,7 @@ class SkeletonArrayAdapter(InputAdapter):
     kind = "skeleton_array"
     message_type = "hetskel_msgs/msg/SkeletonArray"
     parameters: ClassVar[Mapping[str, Any]] = {"min_confidence": 0.05}
+    drop_reasons = (*SKELETON_REASONS, "duplicate_track_id")
 
     def __init__(self, config: InputConfig, node: Any | None = None):
         super().__init__(config, node)
