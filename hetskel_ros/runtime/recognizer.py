@@ -22,7 +22,8 @@ a little (less than ``time_jump_s``), or jump ahead by more than the track timeo
 lone bad stamp, dropped ("stale_stamp" behind, "future_stamp" ahead; it never becomes the input's newest); when every
 person of a message jumped, the message is held until the input's next message, which either jumps with it (then
 the input really jumped: a jump back resets every track of that input, "reset_input_time_jump", and both messages
-are used) or does not (then the held one is dropped as lone). The clock ``now`` going back by more than
+are used) or does not (then the held one is dropped as lone). An input's first message has no newest to be judged
+against and is taken as it is. The clock ``now`` going back by more than
 ``time_jump_s`` (a bag replayed in a loop under use_sim_time) resets every track of every input. Tracks unseen for
 ``track_timeout_s`` (by ``now``, the arrival clock) are freed. Every drop and reset is counted by reason.
 
