@@ -29,6 +29,7 @@ from hetskel_ros.model.export import export_onnx
 from hetskel_ros.topology import load_unified
 
 from . import metrics
+from .objectives import OBJECTIVES
 from .report import ablation, ablations, evaluate, supervised_baseline
 from .train import (
     CheckpointError,
@@ -231,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--quiet", action="store_true", help="no progress bar")
         p.add_argument("--restart", action="store_true",
                        help="discard the run directory's checkpoints and logs and train from step 0")
-    sub.choices["pretrain"].add_argument("--objective", choices=["hetskel", "msclr", "supervised"])
+    sub.choices["pretrain"].add_argument("--objective", choices=sorted(OBJECTIVES))
     sub.choices["report"].add_argument("--out", required=True, help="bundle path, e.g. models/default.hetskel")
     sub.choices["report"].add_argument("--no-baseline", action="store_true")
     sub.choices["report"].add_argument("--no-ablations", action="store_true")

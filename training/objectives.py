@@ -111,6 +111,52 @@ class HetSkelObjective(nn.Module):
         return loss, {"loss": loss.item(), "con": l_con.item(), "reg": l_reg.item(), "rec": l_rec.item()}
 
 
+class MaskedHetSkelObjective(HetSkelObjective):
+    """Eq. 16 plus masked skeleton modelling, as PCM3 combines contrast with masked prediction (paper 002, sec. 3).
+
+    A share ``mask_ratio`` of the (joint, time) tokens of the 3D stream and of the lifted 2D stream is replaced by a
+    learned mask token; from the encoder's output tokens a linear decoder predicts the hidden tokens' coordinates (the
+    measured 3D joints, and the 2D joints of the 2D input). Why: a consistency loss alone may keep only what the
+    views share, while predicting hidden joints from the rest keeps where each joint is over the window, which a
+    linear probe on a small data set needs.
+    """
+
+    def __init__(self, model: HetSkelModel, lam: float = 5.0, mu: float = 25.0, gamma: float = 1.0,
+                 mask_ratio: float = 0.6, mask_weight: float = 1.0):
+        super().__init__(model, lam, mu, gamma)
+        dim, patch = model.cfg.dim, model.cfg.patch
+        self.mask_ratio, self.mask_weight = mask_ratio, mask_weight
+        self.mask_token = nn.Parameter(torch.zeros(dim))
+        self.decode3d = nn.Linear(dim, patch * 3)
+        self.decode2d = nn.Linear(dim, patch * 2)
+
+    def masked_loss(self, tokens_in: torch.Tensor, target: torch.Tensor, mask: torch.Tensor,
+                    decoder: nn.Module, weight: torch.Tensor) -> torch.Tensor:
+        """MSE of the decoded coordinates of the hidden, measured joints; target (B, T, J, C), mask (B, T, J)."""
+        B, T, J, C = target.shape
+        patch = self.model.cfg.patch
+        hidden = torch.rand(tokens_in.shape[:3], device=tokens_in.device) < self.mask_ratio
+        h = torch.where(hidden.unsqueeze(-1), self.mask_token.expand_as(tokens_in), tokens_in)
+        predicted = decoder(self.model.encoder.tokens(h)).reshape(B, T // patch, J, patch, C)
+        truth = target.reshape(B, T // patch, patch, J, C).transpose(2, 3)
+        seen = mask.reshape(B, T // patch, patch, J).transpose(2, 3).unsqueeze(-1)
+        keep = (hidden.unsqueeze(-1).unsqueeze(-1) * seen) * weight[:, None, None, None, None]
+        return ((predicted - truth).pow(2) * keep).sum() / (keep.sum() * C).clamp(min=1.0)
+
+    def forward(self, b: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+        loss, parts = super().forward(b)
+        model = self.model
+        real3d = b.get("real3d", torch.ones(len(b["x3d"])))
+        h3 = model.embed["J"](model.skeleton_prompts(b["x3d"], b["m3d"], b["t3d"]))
+        l3 = self.masked_loss(h3, b["x3d"], b["m3d"], self.decode3d, real3d)
+        u_c, _, _ = model.prompted_lift(b["x2d"], b["m2d"], b["t2d"])
+        h2 = model.embed["C"](model.lifted_input(u_c, b["x2d"], b["m2d"]))
+        l2 = self.masked_loss(h2, b["x2d"], b["m2d"], self.decode2d, torch.ones_like(real3d))
+        l_mask = l3 + l2
+        loss = loss + self.mask_weight * l_mask
+        return loss, {**parts, "loss": loss.item(), "mask": l_mask.item()}
+
+
 class MultiSkeletonMoCo(nn.Module):
     """MoCo-v2 over skeleton formats (paper 001, eq. 6): query = one format's view, key = another format's view
     of the same sequence from a momentum encoder; negatives from a queue."""
@@ -173,4 +219,5 @@ class Supervised(nn.Module):
         return loss, {"loss": loss.item(), "ce": l_ce.item(), "rec": l_rec.item()}
 
 
-OBJECTIVES = {"hetskel": HetSkelObjective, "msclr": MultiSkeletonMoCo, "supervised": Supervised}
+OBJECTIVES = {"hetskel": HetSkelObjective, "hetskel_masked": MaskedHetSkelObjective, "msclr": MultiSkeletonMoCo,
+              "supervised": Supervised}

@@ -43,6 +43,8 @@ class ModelConfig:
     joint_spread_dim: int = 8
     lift_keeps_2d: bool = False  # the lifted stream's tokens also see the measured 2D joints (the lift is an
     # estimate: a pose no 3D training set shows, a press on a bench, is lifted badly, while its 2D is exact)
+    joint_segment_dim: int = 0  # > 0: with time_segments, also keep each joint's token in each stretch, reduced
+    # to this many channels (WHERE each joint is over the course of the window, as a raw-joint feature keeps it)
     time_segments: int = 0  # > 0: also pool the tokens of this many consecutive stretches of the window, in order
     # (mean and spread are blind to order: sit-down and stand-up, donning and doffing are each other's reverse)
     fusion: str = "prefer_3d"  # which tokens eq. 8 averages: "mean" (all inputs', as published), "masked" (per

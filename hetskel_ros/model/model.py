@@ -190,13 +190,21 @@ class Encoder(nn.Module):
             if tokens % self.segments:
                 raise ValueError(f"{tokens} time tokens do not split into time_segments={self.segments}")
             pooled += self.segments * cfg.dim
+            if cfg.joint_segment_dim:
+                self.joint_segment = nn.Linear(cfg.dim, cfg.joint_segment_dim)
+                pooled += self.segments * cfg.joints * cfg.joint_segment_dim
         self.norm = nn.LayerNorm(pooled)
         self.head = nn.Linear(pooled, cfg.feature_dim)
 
-    def forward(self, h: torch.Tensor) -> torch.Tensor:
+    def tokens(self, h: torch.Tensor) -> torch.Tensor:
+        """The transformer's output tokens (B, T/patch, J, D), before pooling (masked modelling reads them)."""
         h = h + self.joint_pos + self.time_pos
         for block in self.blocks:
             h = block(h)
+        return h
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        h = self.tokens(h)
         pooled = h.mean(dim=(1, 2))
         if self.pool != "mean":
             spread = (h.var(dim=1, unbiased=False) + 1e-6).sqrt()  # (B, J, D): each joint's motion over the window
@@ -204,8 +212,10 @@ class Encoder(nn.Module):
             pooled = torch.cat([pooled, spread], dim=-1)
         if self.segments:  # each stretch of the window, in order: the motion's course, not just its extent
             B, T, J, D = h.shape
-            stretches = h.reshape(B, self.segments, T // self.segments, J, D).mean(dim=(2, 3)).flatten(1)
-            pooled = torch.cat([pooled, stretches], dim=-1)
+            per_joint = h.reshape(B, self.segments, T // self.segments, J, D).mean(dim=2)  # (B, S, J, D)
+            pooled = torch.cat([pooled, per_joint.mean(dim=2).flatten(1)], dim=-1)
+            if hasattr(self, "joint_segment"):
+                pooled = torch.cat([pooled, self.joint_segment(per_joint).flatten(1)], dim=-1)
         return self.head(self.norm(pooled))
 
 
