@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import signal
 import subprocess
 import sys
@@ -32,6 +33,8 @@ PRIMARY = "recognizer"
 SIGINT_GRACE_S = 10.0
 SIGTERM_GRACE_S = 5.0
 CTRL_C_WAIT_S = 2.0
+# Given to every node: this launcher's pid. The node asks for SIGTERM when it dies (hetskel_ros.ros.node_main).
+PARENT_PID_ENV = "HETSKEL_LAUNCHER_PID"
 
 
 @dataclass(frozen=True)
@@ -140,7 +143,11 @@ class ProcessGroup:
         self.processes: dict[str, subprocess.Popen] = {}
 
     def start(self, name: str, command: list[str]) -> None:
-        self.processes[name] = subprocess.Popen(command)
+        """Start a node in this process group, so that a terminal's Ctrl-C reaches it as it reaches the launcher,
+        and tell it this launcher's pid: the node then asks for a parent-death signal (node_main), so even a
+        launcher killed with SIGKILL leaves no node running."""
+        env = {**os.environ, PARENT_PID_ENV: str(os.getpid())}
+        self.processes[name] = subprocess.Popen(command, env=env)
 
     def alive(self) -> list[str]:
         return [name for name, p in self.processes.items() if p.poll() is None]
@@ -184,7 +191,9 @@ def run(nodes: Sequence[NodeProcess], namespace: str) -> int:
     finally:
         group.stop()
         for sig, handler in previous.items():
-            signal.signal(sig, handler)
+            # stopped by a signal: ignore the ones still coming while this process ends (Python's exit would put
+            # back the default action of a Python handler, and a Ctrl-C then ends the launcher with status -2)
+            signal.signal(sig, signal.SIG_IGN if stop_signal else handler)
     code = group.processes[PRIMARY].returncode if PRIMARY in group.processes else 1
     return 0 if stop_signal and code in (0, -signal.SIGINT, -signal.SIGTERM) else (code or 0)
 

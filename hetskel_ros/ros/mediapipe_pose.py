@@ -372,6 +372,8 @@ class MediaPipePoseNode(Node):
                 self.stats.count_drop(exc.reason)
                 self.get_logger().warning(f"dropped an image: {exc}", throttle_duration_sec=5.0)
             except Exception as exc:  # never let one frame kill the worker; counted and logged
+                if not self.context.ok():  # Ctrl-C shut ROS down under the frame in hand: nothing went wrong
+                    return
                 self.stats.count_drop(ESTIMATOR_ERROR)
                 self.get_logger().error(f"dropped an image MediaPipe failed on: {exc!r}", throttle_duration_sec=5.0)
 

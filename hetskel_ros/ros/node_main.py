@@ -1,28 +1,87 @@
 """The console entry point every node of the package shares: start, spin, and end cleanly.
 
-Ctrl-C and SIGTERM end a node with exit status 0, also while it is still starting; a configuration error ends it
-with one line naming what is wrong and no traceback.
+Ctrl-C and SIGTERM end a node with exit status 0, also while it is still starting and also when the signal comes
+again during the shutdown (a terminal and `ros2 launch` both deliver Ctrl-C twice); a configuration error ends it
+with one line naming what is wrong and no traceback. A node started by ``hetskel-launch`` dies with it.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import os
+import signal
 from collections.abc import Callable
+from types import FrameType
 
 import rclpy
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
+
+from hetskel_ros.ros.launcher import PARENT_PID_ENV
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+class StopSignals:
+    """SIGINT and SIGTERM as a ROS node must take them.
+
+    The first signal stops the node: a KeyboardInterrupt in the main thread, so that even a slow start-up (loading
+    a model) ends at once; rclpy's own handlers, which chain to these, shut the context down and wake the executor.
+    Every later signal, and any signal once the node is shutting down, is ignored: an exception raised in the
+    clean-up would end the process with a traceback and "exit code -2" instead of a clean exit. A node whose
+    clean-up hangs is still ended by the SIGKILL that `ros2 launch` and `hetskel-launch` send last.
+    """
+
+    def __init__(self) -> None:
+        self.received: list[int] = []
+        self.stopping = False
+
+    def install(self) -> None:
+        """Must run before ``rclpy.init``: rclpy installs its handlers over these and calls them after its own."""
+        for sig in STOP_SIGNALS:
+            signal.signal(sig, self._handle)
+
+    @staticmethod
+    def ignore_from_now_on() -> None:
+        """For the rest of the process. Python's exit puts back the default action of signals that have a Python
+        handler (a Ctrl-C then kills the exiting process: status -2), but leaves ignored ones ignored."""
+        for sig in STOP_SIGNALS:
+            signal.signal(sig, signal.SIG_IGN)
+
+    def _handle(self, signum: int, _frame: FrameType | None) -> None:
+        self.received.append(signum)
+        if len(self.received) == 1 and not self.stopping:
+            self.stopping = True
+            raise KeyboardInterrupt
+
+
+def die_with_launcher() -> bool:
+    """Ask Linux for SIGTERM when the launcher that started this process dies; False if it is already gone."""
+    launcher = os.environ.pop(PARENT_PID_ENV, "")
+    if not launcher.isdigit():
+        return True
+    with contextlib.suppress(OSError, AttributeError):  # not Linux: no parent-death signal, nothing else changes
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    return os.getppid() == int(launcher)  # re-parented already: the launcher died before prctl
 
 
 def run_node(program: str, make_node: Callable[[], Node], args: list[str] | None = None, *,
              done: Callable[[Node], bool] | None = None,
              config_errors: tuple[type[BaseException], ...] = (ValueError,)) -> None:
     """Spin the node `make_node()` builds until shutdown, or until `done(node)` says its work is finished."""
-    rclpy.init(args=args)
-    # The executor exists before the (possibly slow) node start-up: a signal then only shuts the context down and
-    # spinning returns, instead of failing to create an executor on a context that is already gone.
-    executor = SingleThreadedExecutor()
+    signals = StopSignals()
+    executor = None
     node = None
     try:
+        signals.install()
+        if not die_with_launcher():
+            return
+        rclpy.init(args=args)
+        # The executor exists before the (possibly slow) node start-up: a signal then only shuts the context down
+        # and spinning returns, instead of failing to create an executor on a context that is already gone.
+        executor = SingleThreadedExecutor()
         node = make_node()
         executor.add_node(node)
         if done is None:
@@ -39,7 +98,10 @@ def run_node(program: str, make_node: Callable[[], Node], args: list[str] | None
             raise
         # a signal shut ROS down while the node was being built: a normal, clean exit
     finally:
-        executor.shutdown()
+        signals.stopping = True  # from here on a signal changes nothing: the node is ending anyway
+        if executor is not None:
+            executor.shutdown()
         if node is not None:
             node.destroy_node()
         rclpy.try_shutdown()
+        signals.ignore_from_now_on()

@@ -164,8 +164,9 @@ class VideoSource(Node):
         try:
             self._wait_for_subscribers()
             self._publish_frames()
-        except Exception as exc:  # the video thread must end the node visibly, not die silently
-            self.get_logger().error(f"video source stopped: {exc!r}")
+        except Exception as exc:  # the video thread must end the node visibly, unless ROS shut down under it
+            if self.context.ok():
+                self.get_logger().error(f"video source stopped: {exc!r}")
         finally:
             self.finished.set()
 
@@ -199,8 +200,9 @@ class VideoSource(Node):
                     due = time.monotonic()
                 elif delay > 0 and self._stop.wait(delay):
                     break
-        if self.context.ok():  # reliable delivery of the last frames before main() exits
-            self.publisher.wait_for_all_acked(rclpy.duration.Duration(seconds=2.0))
+        if not self.context.ok():  # Ctrl-C: the log would only fail to reach /rosout
+            return
+        self.publisher.wait_for_all_acked(rclpy.duration.Duration(seconds=2.0))  # the last frames, before exit
         self.get_logger().info(f"video source done: {self.published} frame(s) published")
 
     def destroy_node(self) -> None:

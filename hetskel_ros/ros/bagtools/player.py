@@ -49,6 +49,8 @@ class BagPlayer(Node):
 
     def __init__(self, node_name: str = "bag_player", *, contents: BagContents | None = None,
                  on_publish: Callable[[str, int, float], None] | None = None, **kwargs: Any) -> None:
+        self._stop = threading.Event()  # first: destroy_node runs on a node whose start-up failed, too
+        self._thread: threading.Thread | None = None
         super().__init__(node_name, **kwargs)
         self.bag_path = self.declare_parameter("bag", "").value
         self.rate = float(self.declare_parameter("rate", 1.0).value)
@@ -86,8 +88,6 @@ class BagPlayer(Node):
         self.loops = 0
         self.late_s = 0.0  # the most a message went out after its due time
         self.finished = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self.get_logger().info(f"bag {contents.path}: {len(contents.messages)} messages on {played} over "
                                f"{contents.duration_s:.1f} s, rate {self.rate:g}{', loop' if self.loop else ''}"
                                f"{', /clock' if self.clock else ''}")
@@ -103,6 +103,10 @@ class BagPlayer(Node):
         self._stop.set()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout=5.0)
+
+    def _stopped(self) -> bool:
+        """Stopped, or ROS shut down (Ctrl-C shuts the context down before destroy_node stops this thread)."""
+        return self._stop.is_set() or not self.context.ok()
 
     def _publish_clock(self, ns: int) -> None:
         if self.clock_pub is not None:
@@ -124,7 +128,7 @@ class BagPlayer(Node):
                     continue
                 publishers, what = [publisher], f"'{publisher.topic_name}'"
             while not any(p.get_subscription_count() for p in publishers):
-                if self._stop.is_set():
+                if self._stopped():
                     return False
                 if time.monotonic() > deadline:
                     self.get_logger().warning(f"no subscriber on {what} after {self.wait_timeout_s:g} s; "
@@ -175,12 +179,14 @@ class BagPlayer(Node):
                 self.loops += 1
                 if not self.loop:
                     break
-        except Exception as exc:  # a dead player thread must say why
-            self.get_logger().error(f"playing stopped: {exc!r}")
+        except Exception as exc:  # a dead player thread must say why, unless ROS shut down under it
+            if not self._stopped():
+                self.get_logger().error(f"playing stopped: {exc!r}")
         finally:
             self.finished.set()
-            self.get_logger().info(f"played {self.published} messages ({self.loops} pass(es)); "
-                                   f"latest message {self.late_s * 1000:.1f} ms behind schedule")
+            if self.context.ok():  # after a shutdown the log would only fail to reach /rosout
+                self.get_logger().info(f"played {self.published} messages ({self.loops} pass(es)); "
+                                       f"latest message {self.late_s * 1000:.1f} ms behind schedule")
 
     def destroy_node(self) -> None:
         self.stop()
