@@ -11,7 +11,7 @@ Only the public launch / launch_ros API is used. Without a ROS 2 install (no `la
 
 # (isort would take `launch` for this repository's launch/ folder and split the ROS imports apart)
 from launch import LaunchDescription  # noqa: I001
-from launch.actions import DeclareLaunchArgument
+from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.conditions import IfCondition, UnlessCondition
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution, PythonExpression
 from launch_ros.actions import Node
@@ -19,6 +19,19 @@ from launch_ros.parameter_descriptions import ParameterValue
 from launch_ros.substitutions import FindPackageShare
 
 PACKAGE = "hetskel_ros"
+
+
+def check_parameter_files(context, *_args, **_kwargs) -> list:
+    """launch_ros only warns about a parameter file that does not exist and starts the node on defaults: stop the
+    launch instead, with one line naming the argument (ros2 launch then exits with status 1)."""
+    names = ["config", "rgb_config"] if LaunchConfiguration("rgb").perform(context).lower() == "true" else ["config"]
+    for name in names:
+        path = LaunchConfiguration(name).perform(context)
+        try:
+            open(path, encoding="utf-8").close()
+        except OSError as exc:
+            raise RuntimeError(f"launch argument {name}: parameter file {path}: {exc.strerror}") from None
+    return []
 
 
 def generate_launch_description() -> LaunchDescription:
@@ -67,4 +80,5 @@ def generate_launch_description() -> LaunchDescription:
     bag_player = Node(package=PACKAGE, executable="bag_player", name="bag_player", namespace=namespace,
                       parameters=[{"bag": ParameterValue(bag, value_type=str)}], output="screen",
                       condition=IfCondition(PythonExpression(["'", bag, "' != ''"])))
-    return LaunchDescription([*arguments, recognizer, recognizer_rgb, video_source, mediapipe_pose, bag_player])
+    checks = OpaqueFunction(function=check_parameter_files)
+    return LaunchDescription([*arguments, checks, recognizer, recognizer_rgb, video_source, mediapipe_pose, bag_player])

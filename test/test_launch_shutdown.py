@@ -37,8 +37,9 @@ BAD_EXIT = ("Traceback", "KeyboardInterrupt", "context is invalid", "has died", 
 class Launch:
     """`hetskel-launch` in its own process group (as a terminal's foreground job), output collected line by line."""
 
-    def __init__(self, *args: str, launcher: tuple[str, ...] = (sys.executable, "-m", "hetskel_ros.ros.launcher")):
-        command = [*launcher, f"model:={stand_in_bundle_path()}", "backend:=onnxruntime", *args]
+    def __init__(self, *args: str, launcher: tuple[str, ...] = (sys.executable, "-m", "hetskel_ros.ros.launcher"),
+                 command: list[str] | None = None):
+        command = command or [*launcher, f"model:={stand_in_bundle_path()}", "backend:=onnxruntime", *args]
         self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                         start_new_session=True)
         self.lines: list[str] = []
@@ -137,6 +138,20 @@ def test_ctrl_c_twice_to_the_group_ends_the_rgb_nodes_cleanly(tmp_path):
     assert code == 0, launch.output
     assert not [line for line in launch.lines if any(bad in line for bad in BAD_EXIT)], launch.output
     assert not [pid for pid in nodes if alive(pid)]
+
+
+def test_ctrl_c_twice_ends_a_bag_player_waiting_for_subscribers_cleanly(long_bag):
+    """The player polls its publishers' subscription counts until someone listens: Ctrl-C comes meanwhile."""
+    launch = Launch(command=[sys.executable, "-m", "hetskel_ros.ros.bagtools.player", "--ros-args", "-p",
+                             f"bag:={long_bag}", "-r", "__ns:=/nobody_listens", "-p", "clock:=false"])
+    try:
+        launch.wait_for_line("messages on")
+        time.sleep(0.5)
+        assert launch.ctrl_c_again_and_again(0.01) >= 2
+    finally:
+        code = launch.finish()
+    assert code == 0, launch.output
+    assert not [line for line in launch.lines if any(bad in line for bad in BAD_EXIT)], launch.output
 
 
 def test_nodes_die_with_a_killed_launcher():

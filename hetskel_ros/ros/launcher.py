@@ -97,15 +97,29 @@ def launch_style(argv: Sequence[str]) -> list[str]:
     return out
 
 
+TRUE_WORDS = ("true", "1", "yes", "on")
+FALSE_WORDS = ("false", "0", "no", "off", "")
+
+
 def is_true(value: str) -> bool:
-    return str(value).strip().lower() in ("true", "1", "yes", "on")
+    return str(value).strip().lower() in TRUE_WORDS
+
+
+def check_arguments(args: argparse.Namespace) -> None:
+    """Launch arguments that must be booleans or readable files: one line naming the argument, exit status 1."""
+    for name in ("use_sim_time", "rgb"):
+        value = str(getattr(args, name)).strip().lower()
+        if value not in TRUE_WORDS + FALSE_WORDS:
+            raise SystemExit(f"hetskel-launch: launch argument {name}:={getattr(args, name)} is not true or false")
+    for name in ("config", "rgb_config") if is_true(args.rgb) else ("config",):
+        if not Path(getattr(args, name)).is_file():
+            raise SystemExit(f"hetskel-launch: launch argument {name}: parameter file {getattr(args, name)} "
+                             "does not exist")
 
 
 def plan(args: argparse.Namespace) -> list[NodeProcess]:
     """The nodes recognize.launch.py would start for these arguments, in start order."""
-    for path in [args.config] + ([args.rgb_config] if is_true(args.rgb) else []):
-        if not Path(path).is_file():
-            raise SystemExit(f"hetskel-launch: parameter file {path} does not exist")
+    check_arguments(args)
     sim_time = is_true(args.use_sim_time)
     overrides = {"use_sim_time": sim_time}
     overrides.update({k: v for k, v in (("model", args.model), ("backend", args.backend)) if v})

@@ -10,18 +10,25 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import re
 import signal
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from types import FrameType
 
 import rclpy
+import yaml
+from rclpy.exceptions import NameValidationException, ParameterException
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.impl.implementation_singleton import rclpy_implementation
 from rclpy.node import Node
 
 from hetskel_ros.ros.launcher import PARENT_PID_ENV
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
+RCLError = rclpy_implementation.RCLError
 
 
 class StopSignals:
@@ -67,6 +74,54 @@ def die_with_launcher() -> bool:
     return os.getppid() == int(launcher)  # re-parented already: the launcher died before prctl
 
 
+def check_ros_arguments(args: Sequence[str]) -> None:
+    """Parameter files and ``-p`` values of the command line, read as rcl will read them, so that a missing file
+    or a YAML syntax error is one line naming the file or the rule (rcl itself gives a generic "Failed to parse
+    global arguments" line and an exception with its source locations). Raises ValueError."""
+    in_ros_args = False
+    items = list(args)
+    for index, arg in enumerate(items):
+        if arg == "--ros-args":
+            in_ros_args = True
+        elif arg == "--":
+            in_ros_args = False
+        elif in_ros_args and index + 1 < len(items) and arg in ("--params-file", "-p", "--param"):
+            value = items[index + 1]
+            if arg == "--params-file":
+                try:
+                    yaml.safe_load(Path(value).read_text(encoding="utf-8"))
+                except OSError as exc:
+                    raise ValueError(f"parameter file {value}: {exc.strerror or exc}") from None
+                except yaml.YAMLError as exc:
+                    raise ValueError(f"parameter file {value}: not valid YAML: {yaml_problem(exc)}") from None
+            else:
+                name, sep, text = value.partition(":=")
+                if not sep:
+                    raise ValueError(f"parameter rule '{value}': expected name:=value")
+                if not text:
+                    raise ValueError(f"parameter '{name}': no value after ':=' (an empty string is {name}:='')")
+                try:
+                    yaml.safe_load(text)
+                except yaml.YAMLError as exc:
+                    problem = yaml_problem(exc)
+                    raise ValueError(f"parameter '{name}': value {text!r} is not valid YAML: {problem}") from None
+
+
+def yaml_problem(exc: yaml.YAMLError) -> str:
+    """What PyYAML found wrong, and where (line and column count from 1)."""
+    problem = getattr(exc, "problem", None) or one_line(exc)
+    mark = getattr(exc, "problem_mark", None)
+    return f"{problem} at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else problem
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception's message on one line, without rcl's source locations (", at /path/file.c:123")."""
+    text = re.sub(r",? at /\S+\.c:\d+", "", str(exc))
+    if isinstance(exc, NameValidationException):
+        text = text.splitlines()[0] if text else text  # drops the name and the caret under the bad character
+    return " ".join(text.split())
+
+
 def run_node(program: str, make_node: Callable[[], Node], args: list[str] | None = None, *,
              done: Callable[[Node], bool] | None = None,
              config_errors: tuple[type[BaseException], ...] = (ValueError,)) -> None:
@@ -78,7 +133,11 @@ def run_node(program: str, make_node: Callable[[], Node], args: list[str] | None
         signals.install()
         if not die_with_launcher():
             return
-        rclpy.init(args=args)
+        check_ros_arguments(sys.argv if args is None else args)
+        try:
+            rclpy.init(args=args)
+        except RCLError as exc:  # a command-line rule rcl cannot parse
+            raise ValueError(f"bad ROS arguments: {one_line(exc).removeprefix('failed to initialize rcl: ')}") from None
         # The executor exists before the (possibly slow) node start-up: a signal then only shuts the context down
         # and spinning returns, instead of failing to create an executor on a context that is already gone.
         executor = SingleThreadedExecutor()
@@ -91,8 +150,9 @@ def run_node(program: str, make_node: Callable[[], Node], args: list[str] | None
                 executor.spin_once(timeout_sec=0.1)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
-    except config_errors as exc:  # a bad parameter or an unreadable file: say which, without a traceback
-        raise SystemExit(f"{program}: {exc}") from None
+    except (*config_errors, ValueError, ParameterException, NameValidationException) as exc:
+        # a bad parameter or an unreadable file: say which, in one line and without a traceback (exit status 1)
+        raise SystemExit(f"{program}: {one_line(exc)}") from None
     except Exception:
         if rclpy.ok():
             raise

@@ -90,6 +90,8 @@ class RecognizerNode(Node):
         self._log_bridge = RosLogHandler(self.get_logger())
         logging.getLogger("hetskel_ros").addHandler(self._log_bridge)
         self.params: RecognizerParameters = declare_parameters(self)
+        if self.params.unknown:
+            self.get_logger().warning(f"unknown parameter(s), ignored: {', '.join(self.params.unknown)}")
         settings = self.params.node
         model_path = settings.model or str(default_bundle_path())
         bundle = load_bundle(model_path)

@@ -70,6 +70,9 @@ class ParameterFile:
             values.update(flatten(params))
         return values
 
+    def given_parameters(self) -> set[str]:
+        return set(self.values)
+
     def declare_parameter(self, name: str, default: Any) -> Any:
         value = self.values.get(name, default)
         if not _same_type(value, default):
