@@ -75,7 +75,9 @@ def generate_launch_description() -> LaunchDescription:
                         remappings=[("image", "rgb/image")], output="screen", condition=IfCondition(rgb))
     mediapipe_pose = Node(package=PACKAGE, executable="mediapipe_pose", name="mediapipe_pose", namespace=namespace,
                           parameters=[{"use_sim_time": use_sim_time}],
-                          remappings=[("image", "rgb/image"), ("skeletons", "rgb/skeletons")], output="screen",
+                          remappings=[("image", "rgb/image"), ("image/compressed", "rgb/image/compressed"),
+                                      ("skeletons", "rgb/skeletons"), ("world_skeletons", "rgb/world_skeletons")],
+                          output="screen",
                           condition=IfCondition(rgb))
     bag_player = Node(package=PACKAGE, executable="bag_player", name="bag_player", namespace=namespace,
                       parameters=[{"bag": ParameterValue(bag, value_type=str)}], output="screen",

@@ -14,90 +14,18 @@ import importlib.util
 import os
 import shutil
 import signal
-import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 import pytest
-from recognizer_support import stand_in_bundle_path
+from launch_support import Launch, alive, bad_exit_lines
 from rgb_media import write_astronaut_video
 
 from hetskel_ros.ros.bagtools import cli
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parent.parent
-
-# Lines in the output that mean a node did not end as a ROS node should.
-BAD_EXIT = ("Traceback", "KeyboardInterrupt", "context is invalid", "has died", "exit code -",
-            "Exception ignored")
-
-
-class Launch:
-    """`hetskel-launch` in its own process group (as a terminal's foreground job), output collected line by line."""
-
-    def __init__(self, *args: str, launcher: tuple[str, ...] = (sys.executable, "-m", "hetskel_ros.ros.launcher"),
-                 command: list[str] | None = None):
-        command = command or [*launcher, f"model:={stand_in_bundle_path()}", "backend:=onnxruntime", *args]
-        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                        start_new_session=True)
-        self.lines: list[str] = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self.lines.append(line)
-
-    @property
-    def output(self) -> str:
-        return "".join(self.lines)
-
-    def wait_for_line(self, *needles: str, timeout: float = 60.0) -> None:
-        deadline = time.monotonic() + timeout
-        while not all(any(n in line for line in self.lines) for n in needles):
-            if time.monotonic() > deadline or self.process.poll() is not None:
-                raise AssertionError(f"no line with each of {needles} in time:\n{self.output}")
-            time.sleep(0.05)
-
-    def children(self) -> list[int]:
-        out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(self.process.pid)], capture_output=True, text=True)
-        return [int(p) for p in out.stdout.split()]
-
-    def ctrl_c_again_and_again(self, gap_s: float) -> int:
-        """SIGINT to the whole process group, as a terminal sends it, then again every ``gap_s`` while anything of
-        the group lives (a user pressing Ctrl-C again; ``ros2 launch`` forwarding one): some of them must fall into
-        each node's shutdown. Returns how many signals were sent."""
-        sent = 0
-        deadline = time.monotonic() + 5.0
-        while time.monotonic() < deadline:
-            try:
-                os.killpg(self.process.pid, signal.SIGINT)
-            except ProcessLookupError:
-                break
-            sent += 1
-            time.sleep(gap_s)
-        return sent
-
-    def finish(self, timeout: float = 30.0) -> int:
-        try:
-            code = self.process.wait(timeout=timeout)
-        finally:
-            if self.process.poll() is None:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
-        self._reader.join(timeout=5.0)
-        return code
-
-
-def alive(pid: int) -> bool:
-    stat = Path(f"/proc/{pid}/stat")
-    try:
-        return stat.read_text().split()[2] != "Z"
-    except (FileNotFoundError, ProcessLookupError):
-        return False
 
 
 @pytest.fixture(scope="module")
@@ -120,15 +48,21 @@ def test_ctrl_c_twice_to_the_group_ends_recognizer_and_bag_player_cleanly(long_b
     finally:
         code = launch.finish()
     assert code == 0, launch.output
-    assert not [line for line in launch.lines if any(bad in line for bad in BAD_EXIT)], launch.output
+    assert not bad_exit_lines(launch.lines), launch.output
     assert not [pid for pid in nodes if alive(pid)]
 
 
 def test_ctrl_c_twice_to_the_group_ends_the_rgb_nodes_cleanly(tmp_path):
+    """Also: in a namespace, every topic of the RGB path moves with it (the remaps are complete)."""
     video = write_astronaut_video(tmp_path / "walk.mp4", frames=600, size=(320, 240))
-    launch = Launch("rgb:=true", f"video:={video}")
+    launch = Launch("rgb:=true", f"video:={video}", "namespace:=robot1")
     try:
         launch.wait_for_line("actions on", "publishing '", "MediaPipe Pose (")
+        pose_line = next(line for line in launch.lines if "MediaPipe Pose (" in line)
+        assert ("on '/robot1/rgb/image' and '/robot1/rgb/image/compressed' -> '/robot1/rgb/skeletons', "
+                "'/robot1/rgb/world_skeletons'") in pose_line
+        assert "on '/robot1/rgb/image'" in next(line for line in launch.lines if "publishing '" in line)
+        assert "inputs: rgb (skeleton_array on '/robot1/rgb/skeletons'); actions on '/robot1/actions'" in launch.output
         time.sleep(1.5)  # frames flow through mediapipe_pose
         nodes = launch.children()
         assert len(nodes) == 3, launch.output
@@ -136,7 +70,7 @@ def test_ctrl_c_twice_to_the_group_ends_the_rgb_nodes_cleanly(tmp_path):
     finally:
         code = launch.finish()
     assert code == 0, launch.output
-    assert not [line for line in launch.lines if any(bad in line for bad in BAD_EXIT)], launch.output
+    assert not bad_exit_lines(launch.lines), launch.output
     assert not [pid for pid in nodes if alive(pid)]
 
 
@@ -151,7 +85,7 @@ def test_ctrl_c_twice_ends_a_bag_player_waiting_for_subscribers_cleanly(long_bag
     finally:
         code = launch.finish()
     assert code == 0, launch.output
-    assert not [line for line in launch.lines if any(bad in line for bad in BAD_EXIT)], launch.output
+    assert not bad_exit_lines(launch.lines), launch.output
 
 
 def test_nodes_die_with_a_killed_launcher():
@@ -204,4 +138,4 @@ def test_ctrl_c_twice_to_ros2_launch_ends_every_node_cleanly(long_bag):
     finally:
         code = launch.finish()
     assert code == 0, launch.output
-    assert not [line for line in launch.lines if any(bad in line for bad in BAD_EXIT)], launch.output
+    assert not bad_exit_lines(launch.lines), launch.output

@@ -33,6 +33,9 @@ PRIMARY = "recognizer"
 SIGINT_GRACE_S = 10.0
 SIGTERM_GRACE_S = 5.0
 CTRL_C_WAIT_S = 2.0
+# mediapipe_pose's every topic under rgb/ (recognize.launch.py has the same list): a namespace then moves all of them
+RGB_POSE_REMAPS = (("image", "rgb/image"), ("image/compressed", "rgb/image/compressed"),
+                   ("skeletons", "rgb/skeletons"), ("world_skeletons", "rgb/world_skeletons"))
 # Given to every node: this launcher's pid. The node asks for SIGTERM when it dies (hetskel_ros.ros.node_main).
 PARENT_PID_ENV = "HETSKEL_LAUNCHER_PID"
 
@@ -129,7 +132,7 @@ def plan(args: argparse.Namespace) -> list[NodeProcess]:
         nodes.append(NodeProcess("video_source", "video_source", (), {"source": args.video, "use_sim_time": sim_time},
                                  (("image", "rgb/image"),)))
         nodes.append(NodeProcess("mediapipe_pose", "mediapipe_pose", (), {"use_sim_time": sim_time},
-                                 (("image", "rgb/image"), ("skeletons", "rgb/skeletons"))))
+                                 RGB_POSE_REMAPS))
     if args.bag:
         nodes.append(NodeProcess("bag_player", "bag_player", (), {"bag": args.bag}))
     return nodes

@@ -11,8 +11,11 @@ beside the player misses nothing; [] plays at once) and ``wait_timeout_s`` (then
 ``exit_when_done``.
 
 Messages go out as recorded (CDR bytes, no re-serialisation) on publishers of their own types; the header stamps
-are untouched, so a recognizer sees the capture times of the recording. With ``clock``, the first /clock is sent
-before the first message and every message is preceded by a /clock of its receive time stamp.
+are untouched, so a recognizer sees the capture times of the recording. Recorded topics lose their leading ``/``,
+so they follow the player's namespace (``-r __ns:=/robot1``: ``/skeletons`` is played on ``/robot1/skeletons``),
+except the ones that are global in ROS (``/clock``, ``/tf``, ``/tf_static``, ``/diagnostics``, ...).
+With ``clock``, the first /clock is sent before the first message and every message is preceded by a /clock of its
+receive time stamp.
 """
 
 from __future__ import annotations
@@ -32,6 +35,16 @@ from hetskel_ros.ros.node_main import run_node
 
 ANY = "any"  # wait_for_subscribers entry: until some played topic has a subscriber (a node started beside the player)
 CLOCK_SETTLE_S = 0.2  # after the first /clock, so sim-time nodes have the bag's time before the first message
+
+
+# Topics that stay absolute whatever the namespace, as in ROS: one clock, one transform tree, one diagnostics bus.
+GLOBAL_TOPICS = ("/clock", "/tf", "/tf_static", "/diagnostics", "/rosout", "/parameter_events")
+
+
+def played_name(recorded: str) -> str:
+    """The name a recorded topic is published under: relative, so the player's namespace applies, unless global."""
+    absolute = "/" + recorded.lstrip("/")
+    return absolute if absolute in GLOBAL_TOPICS else absolute.lstrip("/")
 
 
 def parse_remaps(rules: list[str]) -> dict[str, str]:
@@ -80,7 +93,8 @@ class BagPlayer(Node):
         reliable = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
         played = sorted({m.topic for m in contents.messages})
         self.publishers_by_topic = {
-            topic: self.create_publisher(message_class(contents.topics[topic]), remaps.get(topic, topic), reliable)
+            topic: self.create_publisher(message_class(contents.topics[topic]), remaps.get(topic, played_name(topic)),
+                                          reliable)
             for topic in played}
         self.clock_pub = self.create_publisher(Clock, "/clock", 10) if self.clock else None
         self.on_publish = on_publish
