@@ -1,7 +1,11 @@
 """Where the package's data files (config/, the shipped model) are found.
 
 A source checkout (editable install) reads them beside the package; a colcon install reads them from
-``share/hetskel_ros``; ``HETSKEL_CONFIG_DIR`` overrides both so a user can point at their own copy.
+``share/hetskel_ros``. Topologies and robot mappings are looked up along a search path of configuration layers:
+the directories of ``HETSKEL_CONFIG_PATH`` (separated like ``AMENT_PREFIX_PATH``), then ``HETSKEL_CONFIG_DIR``,
+then the shipped config. A layer holds only what it adds or replaces (``topologies/<name>.yaml``,
+``robots/<name>.yaml``); the first layer that has a name wins, and the shipped ones stay visible. The unified
+skeleton, the joint vocabulary and the parameter files always come from the shipped config.
 """
 
 from __future__ import annotations
@@ -26,10 +30,47 @@ def share_dir() -> Path:
         ) from exc
 
 
+CONFIG_PATH_ENV = "HETSKEL_CONFIG_PATH"
+CONFIG_DIR_ENV = "HETSKEL_CONFIG_DIR"  # one more layer (it replaced the whole config once)
+
+
 def config_dir() -> Path:
-    """Directory of the configuration files (``HETSKEL_CONFIG_DIR`` overrides)."""
-    override = os.environ.get("HETSKEL_CONFIG_DIR")
-    return Path(override) if override else share_dir() / "config"
+    """The shipped configuration directory (unified skeleton, joint vocabulary, parameter files)."""
+    return share_dir() / "config"
+
+
+def config_layers() -> list[Path]:
+    """Configuration directories in search order: the user's layers, then the shipped config."""
+    layers = [Path(p).expanduser() for p in os.environ.get(CONFIG_PATH_ENV, "").split(os.pathsep) if p]
+    if os.environ.get(CONFIG_DIR_ENV):
+        layers.append(Path(os.environ[CONFIG_DIR_ENV]).expanduser())
+    layers.append(config_dir())
+    unique: list[Path] = []
+    for layer in layers:
+        if layer.resolve() not in [u.resolve() for u in unique]:
+            unique.append(layer)
+    return unique
+
+
+def config_subdirs(name: str) -> list[Path]:
+    """``<layer>/<name>`` of every configuration layer that has it, in search order (e.g. "topologies")."""
+    return [layer / name for layer in config_layers() if (layer / name).is_dir()]
+
+
+def find_config_file(subdir: str, name: str) -> Path | None:
+    """``<subdir>/<name>.yaml`` of the first layer that has it."""
+    for directory in config_subdirs(subdir):
+        try:
+            if (directory / f"{name}.yaml").is_file():
+                return directory / f"{name}.yaml"
+        except (OSError, ValueError):  # a name the file system cannot hold (too long, a NUL byte) is just unknown
+            return None
+    return None
+
+
+def list_config_names(subdir: str) -> list[str]:
+    """Names (file stems) of ``<subdir>/*.yaml`` over every layer."""
+    return sorted({p.stem for directory in config_subdirs(subdir) for p in directory.glob("*.yaml")})
 
 
 def models_dir() -> Path:

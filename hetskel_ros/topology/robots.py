@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-from hetskel_ros.paths import config_dir
+from hetskel_ros.paths import CONFIG_PATH_ENV, config_dir, find_config_file, list_config_names
 from hetskel_ros.topology._yaml import Fields, read_mapping
 from hetskel_ros.topology.errors import TopologyError
 from hetskel_ros.topology.limits import Limits, parse_limits
@@ -84,24 +84,29 @@ class RobotMapping:
 
 
 def robots_dir() -> Path:
+    """The shipped robot mappings (config/robots); users' layers come first (hetskel_ros.paths)."""
     return config_dir() / "robots"
 
 
 def list_robots() -> list[str]:
-    return sorted(p.stem for p in robots_dir().glob("*.yaml"))
+    """Names of every robot mapping on the search path (shipped and the users' layers)."""
+    return list_config_names("robots")
 
 
 def load_robot(name_or_path: str | Path) -> RobotMapping:
-    """Load and validate a robot mapping by name (config/robots/<name>.yaml) or from a YAML path."""
+    """Load and validate a robot mapping by name (``robots/<name>.yaml`` on the search path) or from a YAML path."""
     text = str(name_or_path)
     if isinstance(name_or_path, Path) or "/" in text or text.endswith((".yaml", ".yml")):
-        path = Path(name_or_path)
+        path = Path(name_or_path).expanduser()
         if not file_exists(path):
             raise TopologyError(f"robot file {path} does not exist")
     else:
-        path = robots_dir() / f"{text}.yaml"
-        if not file_exists(path):
-            raise TopologyError(f"unknown robot {shorten(text)!r} (known: {', '.join(list_robots()) or 'none'})")
+        found = find_config_file("robots", text)
+        if found is None:
+            raise TopologyError(f"unknown robot {shorten(text)!r} (known: {', '.join(list_robots()) or 'none'}; pass "
+                                f"a path to a YAML file, or add <dir>/robots/<name>.yaml and put <dir> on "
+                                f"{CONFIG_PATH_ENV})")
+        path = found
     path = path.resolve()
     return _load_cached(path, path.stat().st_mtime, tuple(load_vocabulary()))
 

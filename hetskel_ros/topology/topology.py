@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from hetskel_ros.paths import config_dir
+from hetskel_ros.paths import CONFIG_PATH_ENV, config_dir, config_subdirs, find_config_file, list_config_names
 from hetskel_ros.topology._yaml import Fields, find_duplicates, read_mapping
 from hetskel_ros.topology.errors import TopologyError
 from hetskel_ros.topology.limits import Limits, parse_limits
@@ -194,28 +194,38 @@ def _build_plan(topology: Topology, skeleton: UnifiedSkeleton) -> _Plan:
 
 
 def topologies_dir() -> Path:
+    """The shipped topologies (config/topologies); users' layers come first, see :func:`topologies_dirs`."""
     return config_dir() / "topologies"
 
 
+def topologies_dirs() -> list[Path]:
+    """Where topologies are looked up, in order: ``topologies/`` of each HETSKEL_CONFIG_PATH layer, then shipped."""
+    return config_subdirs("topologies")
+
+
 def list_topologies() -> list[str]:
-    """Names of the shipped topologies (file stems in config/topologies)."""
-    return sorted(p.stem for p in topologies_dir().glob("*.yaml"))
+    """Names of every topology on the search path (shipped and the users' layers)."""
+    return list_config_names("topologies")
+
+
+def looks_like_path(name_or_path: str | Path) -> bool:
+    text = str(name_or_path)
+    return isinstance(name_or_path, Path) or "/" in text or text.endswith((".yaml", ".yml"))
 
 
 def resolve_topology_path(name_or_path: str | Path) -> Path:
-    """A topology name in config/topologies, or a path to a YAML file; unknown names list the known ones."""
+    """A topology name on the search path, or a path to a YAML file; unknown names list the known ones."""
     text = str(name_or_path)
-    looks_like_path = isinstance(name_or_path, Path) or "/" in text or text.endswith((".yaml", ".yml"))
-    if looks_like_path:
-        path = Path(name_or_path)
+    if looks_like_path(name_or_path):
+        path = Path(name_or_path).expanduser()
         if not file_exists(path):
             raise TopologyError(f"topology file {path} does not exist")
         return path
-    path = topologies_dir() / f"{text}.yaml"
-    if not file_exists(path):
+    path = find_config_file("topologies", text)
+    if path is None:
         raise TopologyError(
-            f"unknown topology {shorten(text)!r} (known: {', '.join(list_topologies()) or 'none'}; "
-            f"or pass a path to a YAML file)"
+            f"unknown topology {shorten(text)!r} (known: {', '.join(list_topologies()) or 'none'}; pass a path to a "
+            f"YAML file, or add <dir>/topologies/<name>.yaml and put <dir> on {CONFIG_PATH_ENV})"
         )
     return path
 

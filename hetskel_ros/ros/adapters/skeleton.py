@@ -1,4 +1,7 @@
-"""hetskel_msgs/Skeleton and SkeletonArray of any topology in config/topologies -> observations.
+"""hetskel_msgs/Skeleton and SkeletonArray of any topology on the search path (or a file) -> observations.
+
+An input's ``topology`` is a name (config/topologies, or a layer of HETSKEL_CONFIG_PATH) or a path to a topology
+file; the messages name it by its name (the file stem).
 
 Checks, each a drop reason counted in diagnostics: the topology is known ("unknown_topology") and, when the input
 configures one, the one expected ("topology_mismatch"); ``dims`` matches the topology ("wrong_dims"); positions
@@ -27,7 +30,7 @@ from hetskel_ros.ros.adapters.base import (
     stamp_seconds,
 )
 from hetskel_ros.topology import Topology, TopologyError, UnifiedSkeleton, list_topologies, load_topology, load_unified
-from hetskel_ros.topology.topology import shorten
+from hetskel_ros.topology.topology import looks_like_path, shorten
 
 
 class SkeletonConverter:
@@ -35,18 +38,27 @@ class SkeletonConverter:
 
     def __init__(self, expected_topology: str = "", min_confidence: float = 0.05,
                  skeleton: UnifiedSkeleton | None = None):
-        self.expected = expected_topology
         self.min_confidence = min_confidence
         self.skeleton = skeleton or load_unified()
         self._topologies: dict[str, Topology] = {}
-        if expected_topology:
+        self.expected = expected_topology
+        if looks_like_path(expected_topology):
+            # a topology file of the user's (a path in the parameter): messages name it by its name, the file stem
+            try:
+                topology = load_topology(expected_topology)
+            except TopologyError as exc:
+                raise InputRejected("unknown_topology", str(exc)) from None
+            self.expected = topology.name
+            self._topologies[topology.name] = topology
+        elif expected_topology:
             self._topology(expected_topology)  # a wrong configuration fails at start-up, not per message
 
     def _topology(self, name: str) -> Topology:
         topology = self._topologies.get(name)
         if topology is None:
-            if "/" in name or name.endswith((".yaml", ".yml")):
-                raise InputRejected("unknown_topology", f"topology {shorten(name)!r} must be a name, not a path")
+            if looks_like_path(name):
+                raise InputRejected("unknown_topology", f"a skeleton names topology {shorten(name)!r}: messages give "
+                                                        "names, not paths (the input's `topology` may be a path)")
             try:
                 topology = load_topology(name)
             except TopologyError as exc:
