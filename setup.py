@@ -28,6 +28,7 @@ setup(
     packages=find_packages(include=[PACKAGE, f"{PACKAGE}.*", "training", "training.*"]),
     data_files=data_files(),
     install_requires=["setuptools", "numpy", "pyyaml"],
+    extras_require={"test": ["pytest"]},  # also how `colcon test` knows to run the suite with pytest
     zip_safe=False,
     maintainer="hetskel_ros developers",
     maintainer_email="hetskel-ros@example.org",

@@ -104,3 +104,17 @@ def test_colcon_workspace_builds_and_install_setup_bash_provides_messages_and_pa
     assert found["round_trip"] == [1.5, 2.5]
     # `ros2 run hetskel_ros <command>` looks for console scripts here (setup.cfg's install_scripts).
     assert (install / "hetskel_ros" / "lib" / "hetskel_ros" / "hetskel-topology").is_file()
+
+    # `colcon test` runs the package's pytest suite (setup.py's test extra tells colcon to use pytest); one quick
+    # file of it here, in the built workspace, as a ROS user runs it.
+    tested = subprocess.run(
+        ["bash", "-c", ". install/setup.bash && colcon test --packages-select hetskel_ros "
+                       "--pytest-args test/test_package_metadata.py && colcon test-result --all"],
+        cwd=workspace,
+        env={**build_env, **{key: value for key, value in os.environ.items() if key.startswith("ROS_")}},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert tested.returncode == 0, f"colcon test failed:\n{tested.stdout[-4000:]}\n{tested.stderr[-4000:]}"
+    assert "2 tests, 0 errors, 0 failures, 0 skipped" in tested.stdout, tested.stdout
