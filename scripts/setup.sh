@@ -3,7 +3,8 @@
 #   1. create .venv (Python 3.11: the ROS 2 wheels on PyPI are cp311),
 #   2. pip install the pinned requirements.txt (ROS 2 wheels, torch, onnxruntime, ...),
 #   3. build the interfaces in msg/ (hetskel_msgs) with CMake and install them into .venv,
-#   4. pip install hetskel_ros itself, editable.
+#   4. pip install hetskel_ros itself, editable,
+#   5. register it in the venv's ament index (share/hetskel_ros, lib/hetskel_ros): ros2 pkg/run/launch find it.
 # Idempotent: a stamp holds a hash of every input, so a second run only checks it (seconds).
 # Environment: PYTHON (interpreter for a new venv, default python3.11 or python3), HETSKEL_FORCE_SETUP=1 (redo all).
 set -euo pipefail
@@ -31,7 +32,8 @@ up_to_date() {
   [[ -z "${HETSKEL_FORCE_SETUP:-}" && -x "$VPY" && -f "$STAMP" ]] || return 1
   [[ "$(cat "$STAMP")" == "$(fingerprint)" ]] || return 1
   # The stamp can outlive a broken venv (e.g. a package removed by hand): check the imports too.
-  "$VPY" -c 'import hetskel_msgs.msg, hetskel_ros, rclpy' 2>/dev/null
+  "$VPY" -c 'import hetskel_msgs.msg, hetskel_ros, rclpy' 2>/dev/null || return 1
+  [[ -f "$VENV/share/ament_index/resource_index/packages/hetskel_ros" && -e "$VENV/share/hetskel_ros/launch" ]]
 }
 
 if up_to_date; then
@@ -93,6 +95,28 @@ say "  hetskel_msgs installed (${SECONDS}s)"
 # 4. hetskel_ros itself, editable (PEP 660: console scripts land in .venv/bin despite setup.cfg's colcon dirs)
 say "installing hetskel_ros (editable) into .venv"
 run_logged "$VPY" -m pip install --disable-pip-version-check --no-deps --no-build-isolation --use-pep517 -e .
+
+# 5. the ROS prefix layout, so that a ROS install on top of the venv (AMENT_PREFIX_PATH=$VENV:...) finds the package:
+#    the ament index marker (ros2 pkg), share/hetskel_ros with package.xml, launch, config, models and data
+#    (ros2 launch, get_package_share_directory), and lib/hetskel_ros/<executable> (ros2 run). Links into the
+#    checkout, as the editable install is: edits show at once.
+say "registering hetskel_ros in the venv's ament index (share/hetskel_ros, lib/hetskel_ros)"
+register_ament_package() {
+  local index="$VENV/share/ament_index/resource_index/packages" share="$VENV/share/hetskel_ros"
+  local lib="$VENV/lib/hetskel_ros" item name
+  mkdir -p "$index" "$share" "$lib"
+  : >"$index/hetskel_ros"
+  for item in package.xml launch config models data; do
+    ln -sfn "$ROOT/$item" "$share/$item"
+  done
+  find "$lib" -maxdepth 1 -type l -delete  # executables of an earlier setup that may be gone now
+  for name in $("$VPY" -c 'from importlib.metadata import distribution
+print("\n".join(e.name for e in distribution("hetskel_ros").entry_points if e.group == "console_scripts"))'); do
+    [[ -x "$VENV/bin/$name" ]] || die "console script $name is missing from $VENV/bin after the install"
+    ln -sfn "$VENV/bin/$name" "$lib/$name"
+  done
+}
+register_ament_package
 
 "$VPY" -c 'import hetskel_msgs.msg, hetskel_ros, rclpy' || die "imports fail after setup"
 fingerprint >"$STAMP"
