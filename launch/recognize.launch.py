@@ -4,6 +4,7 @@
     ros2 launch hetskel_ros recognize.launch.py model:=/path/to/model.hetskel backend:=onnxruntime use_sim_time:=true
     ros2 launch hetskel_ros recognize.launch.py rgb:=true video:=/path/to/video.mp4
     ros2 launch hetskel_ros recognize.launch.py bag:=/path/to/bag use_sim_time:=true
+    ros2 launch hetskel_ros recognize.launch.py bag:=/path/to/bag use_sim_time:=true exit_on_bag_end:=true
 
 Only the public launch / launch_ros API is used. Without a ROS 2 install (no `launch` package), `hetskel-launch`
 (hetskel_ros/ros/launcher.py) starts the same nodes with the same files and arguments.
@@ -11,8 +12,10 @@ Only the public launch / launch_ros API is used. Without a ROS 2 install (no `la
 
 # (isort would take `launch` for this repository's launch/ folder and split the ROS imports apart)
 from launch import LaunchDescription  # noqa: I001
-from launch.actions import DeclareLaunchArgument, OpaqueFunction
+from launch.actions import DeclareLaunchArgument, EmitEvent, OpaqueFunction, RegisterEventHandler, TimerAction
 from launch.conditions import IfCondition, UnlessCondition
+from launch.event_handlers import OnProcessExit
+from launch.events import Shutdown
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution, PythonExpression
 from launch_ros.actions import Node
 from launch_ros.parameter_descriptions import ParameterValue
@@ -61,6 +64,8 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument("rgb_config", default_value=PathJoinSubstitution([share, "config", "recognize_rgb.yaml"]),
                               description="recognizer inputs for the RGB pipeline (rgb:=true)"),
         DeclareLaunchArgument("bag", default_value="", description="replay this rosbag2 bag into the recognizer"),
+        DeclareLaunchArgument("exit_on_bag_end", default_value="false",
+                              description="end the launch once bag_player has played the bag"),
     ]
 
     recognizer = Node(package=PACKAGE, executable="recognizer", name="recognizer", namespace=namespace,
@@ -82,5 +87,12 @@ def generate_launch_description() -> LaunchDescription:
     bag_player = Node(package=PACKAGE, executable="bag_player", name="bag_player", namespace=namespace,
                       parameters=[{"bag": ParameterValue(bag, value_type=str)}], output="screen",
                       condition=IfCondition(PythonExpression(["'", bag, "' != ''"])))
+    # exit_on_bag_end: a second for the recognizer to handle the bag's last messages, then the whole launch ends
+    # (with use_sim_time nothing else would end it once the bag's clock stops)
+    bag_end = RegisterEventHandler(
+        OnProcessExit(target_action=bag_player,
+                      on_exit=[TimerAction(period=1.0, actions=[EmitEvent(event=Shutdown(reason="the bag ended"))])]),
+        condition=IfCondition(LaunchConfiguration("exit_on_bag_end")))
     checks = OpaqueFunction(function=check_parameter_files)
-    return LaunchDescription([*arguments, checks, recognizer, recognizer_rgb, video_source, mediapipe_pose, bag_player])
+    return LaunchDescription([*arguments, checks, recognizer, recognizer_rgb, video_source, mediapipe_pose, bag_player,
+                              bag_end])

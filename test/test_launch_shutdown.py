@@ -139,3 +139,35 @@ def test_ctrl_c_twice_to_ros2_launch_ends_every_node_cleanly(long_bag):
         code = launch.finish()
     assert code == 0, launch.output
     assert not bad_exit_lines(launch.lines), launch.output
+
+
+@pytest.fixture(scope="module")
+def short_bag(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("bag_end") / "short"
+    assert cli.main(["make", str(path), "--people", "1", "--limit", "2", "--idle", "0.5", "1.0"]) == 0
+    return path
+
+
+def test_exit_on_bag_end_ends_the_launch_once_the_bag_is_played(ros, short_bag):
+    from hetskel_msgs.msg import ActionArray
+
+    from hetskel_ros.ros.bagtools.bag_io import read_bag
+
+    received: list = []
+    ros.node("bag_end_probe").create_subscription(ActionArray, "/actions", received.append, 500)
+    duration = read_bag(short_bag, ["/skeletons"]).duration_s
+    launch = Launch(f"bag:={short_bag}", "use_sim_time:=true", "exit_on_bag_end:=true")
+    code = launch.finish(timeout=duration + 40.0)  # ends by itself, or fails the test after the timeout
+    assert code == 0, launch.output
+    assert received, "the recognizer published nothing before the launch ended"
+    assert not bad_exit_lines(launch.lines), launch.output
+    assert "played " in launch.output  # bag_player's summary: it ended by itself, not by the launch's stop
+
+
+def test_exit_on_bag_end_with_a_bag_that_cannot_be_played_ends_the_launch_with_its_error(tmp_path):
+    garbage = tmp_path / "garbage.mcap"
+    garbage.write_text("not a bag")
+    launch = Launch(f"bag:={garbage}", "use_sim_time:=true", "exit_on_bag_end:=true")
+    code = launch.finish(timeout=60.0)
+    assert code == 1, launch.output
+    assert "bag_player: " in launch.output and "not a readable rosbag2 bag" in launch.output

@@ -24,8 +24,9 @@ from hetskel_ros.ros import launcher
 
 REPO = Path(__file__).resolve().parent.parent
 LAUNCH_FILE = REPO / "launch" / "recognize.launch.py"
-PUBLIC_MODULES = {"launch", "launch.actions", "launch.conditions", "launch.substitutions", "launch_ros.actions",
-                  "launch_ros.parameter_descriptions", "launch_ros.substitutions"}
+PUBLIC_MODULES = {"launch", "launch.actions", "launch.conditions", "launch.event_handlers", "launch.events",
+                  "launch.substitutions", "launch_ros.actions", "launch_ros.parameter_descriptions",
+                  "launch_ros.substitutions"}
 
 
 def launch_tree() -> ast.Module:

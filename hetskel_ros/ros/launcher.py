@@ -8,7 +8,8 @@ It takes the launch file's arguments (as ``name:=value`` or ``--name value``) an
 the same parameter files, node names, namespaces and remappings. `ros2 launch` needs the launch/launch_ros packages,
 which have no wheels (only a full ROS 2 install has them); this command keeps the demo and the tests on the same
 configuration. Ctrl-C or SIGTERM stops every node (SIGINT first, as `ros2 launch` does, then SIGTERM, then SIGKILL);
-when the recognizer exits, the rest are stopped and its exit status is returned.
+when the recognizer exits, the rest are stopped and its exit status is returned. With ``exit_on_bag_end:=true``
+(and a ``bag``) the launch also ends once bag_player has played the bag (with use_sim_time nothing else would end it).
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ from hetskel_ros.paths import config_dir
 # executable -> entry point, for running from a source tree where the console scripts are not installed
 ENTRY_POINTS = {"recognizer": "hetskel_ros.ros.recognizer_node:main"}
 PRIMARY = "recognizer"
+BAG_PLAYER = "bag_player"
+BAG_END_GRACE_S = 1.0  # exit_on_bag_end: time for the recognizer to handle the bag's last messages
 SIGINT_GRACE_S = 10.0
 SIGTERM_GRACE_S = 5.0
 CTRL_C_WAIT_S = 2.0
@@ -84,6 +87,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--rgb_config", "--rgb-config", dest="rgb_config", default=str(config_dir() / "recognize_rgb.yaml"),
                    help="recognizer inputs for the RGB pipeline")
     p.add_argument("--bag", default="", help="replay this rosbag2 bag into the recognizer")
+    p.add_argument("--exit_on_bag_end", "--exit-on-bag-end", dest="exit_on_bag_end", default="false",
+                   help="true: end the launch when bag_player has played the bag")
     p.add_argument("--dry-run", action="store_true", help="print the commands instead of running them")
     return p
 
@@ -110,7 +115,7 @@ def is_true(value: str) -> bool:
 
 def check_arguments(args: argparse.Namespace) -> None:
     """Launch arguments that must be booleans or readable files: one line naming the argument, exit status 1."""
-    for name in ("use_sim_time", "rgb"):
+    for name in ("use_sim_time", "rgb", "exit_on_bag_end"):
         value = str(getattr(args, name)).strip().lower()
         if value not in TRUE_WORDS + FALSE_WORDS:
             raise SystemExit(f"hetskel-launch: launch argument {name}:={getattr(args, name)} is not true or false")
@@ -169,6 +174,12 @@ class ProcessGroup:
     def alive(self) -> list[str]:
         return [name for name, p in self.processes.items() if p.poll() is None]
 
+    def wait(self, seconds: float) -> None:
+        """Let the nodes run ``seconds`` longer."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            time.sleep(0.05)
+
     def _wait(self, seconds: float) -> None:
         deadline = time.monotonic() + seconds
         while self.alive() and time.monotonic() < deadline:
@@ -188,9 +199,12 @@ class ProcessGroup:
             self._wait(grace)
 
 
-def run(nodes: Sequence[NodeProcess], namespace: str) -> int:
+def run(nodes: Sequence[NodeProcess], namespace: str, exit_on_bag_end: bool = False) -> int:
+    """Start ``nodes``; return when the recognizer exits, on SIGINT/SIGTERM, or (``exit_on_bag_end``) once
+    bag_player has played its bag. The exit status: the recognizer's, 0 for a clean stop, or a failed player's."""
     group = ProcessGroup()
     stop_signal: list[int] = []
+    bag_code: int | None = None
 
     def on_signal(signum: int, _frame: object) -> None:
         stop_signal.append(signum)
@@ -203,6 +217,11 @@ def run(nodes: Sequence[NodeProcess], namespace: str) -> int:
             primary = group.processes[PRIMARY]
             if primary.poll() is not None or not group.alive():
                 break
+            player = group.processes.get(BAG_PLAYER)
+            if exit_on_bag_end and player is not None and player.poll() is not None:
+                bag_code = player.returncode
+                group.wait(BAG_END_GRACE_S)  # the recognizer handles the last messages still in flight
+                break
             time.sleep(0.05)
         group.stop(already_interrupted=bool(stop_signal) and stop_signal[0] == signal.SIGINT)
     finally:
@@ -212,7 +231,10 @@ def run(nodes: Sequence[NodeProcess], namespace: str) -> int:
             # back the default action of a Python handler, and a Ctrl-C then ends the launcher with status -2)
             signal.signal(sig, signal.SIG_IGN if stop_signal else handler)
     code = group.processes[PRIMARY].returncode if PRIMARY in group.processes else 1
-    return 0 if stop_signal and code in (0, -signal.SIGINT, -signal.SIGTERM) else (code or 0)
+    if bag_code:  # the player failed (e.g. an unreadable bag): that is the launch's result
+        return bag_code
+    stopped_by_us = bool(stop_signal) or bag_code == 0
+    return 0 if stopped_by_us and code in (0, -signal.SIGINT, -signal.SIGTERM) else (code or 0)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -222,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
         for node in nodes:
             print(" ".join(executable_command(node.executable) + node.ros_args(args.namespace)))
         return 0
-    return run(nodes, args.namespace)
+    return run(nodes, args.namespace, exit_on_bag_end=is_true(args.exit_on_bag_end) and bool(args.bag))
 
 
 if __name__ == "__main__":
