@@ -171,3 +171,17 @@ def test_exit_on_bag_end_with_a_bag_that_cannot_be_played_ends_the_launch_with_i
     code = launch.finish(timeout=60.0)
     assert code == 1, launch.output
     assert "bag_player: " in launch.output and "not a readable rosbag2 bag" in launch.output
+
+
+@pytest.mark.parametrize("after_s", [0.5, 1.0, 2.0])
+def test_ctrl_c_while_the_nodes_are_still_starting_ends_them_cleanly(tmp_path, after_s):
+    """Ctrl-C soon after the start: the nodes are importing their libraries or loading the model."""
+    video = write_astronaut_video(tmp_path / "short.mp4", frames=30, size=(160, 120))
+    launch = Launch("rgb:=true", f"video:={video}")
+    try:
+        time.sleep(after_s)
+        assert launch.ctrl_c_again_and_again(0.05) >= 1
+    finally:
+        code = launch.finish()
+    assert code == 0, launch.output
+    assert not bad_exit_lines(launch.lines), launch.output

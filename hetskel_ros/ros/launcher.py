@@ -29,7 +29,7 @@ from pathlib import Path
 from hetskel_ros.paths import config_dir
 
 # executable -> entry point, for running from a source tree where the console scripts are not installed
-ENTRY_POINTS = {"recognizer": "hetskel_ros.ros.recognizer_node:main"}
+ENTRY_POINTS = {"recognizer": "hetskel_ros.ros.entry:recognizer"}
 PRIMARY = "recognizer"
 BAG_PLAYER = "bag_player"
 BAG_END_GRACE_S = 1.0  # exit_on_bag_end: time for the recognizer to handle the bag's last messages

@@ -1,0 +1,53 @@
+"""Console entry points of the nodes and of ``hetskel-launch``: Ctrl-C is a clean stop from the first instant.
+
+A node's module imports heavy libraries (onnxruntime, OpenCV, MediaPipe) before its ``main`` installs the node's
+own signal handling (hetskel_ros.ros.node_main.StopSignals), and a launch is often interrupted in that second: the
+default handler then ends the process with a KeyboardInterrupt traceback. Until ``main`` takes over, these
+wrappers take SIGINT and SIGTERM as a quiet exit with status 0.
+"""
+
+from __future__ import annotations
+
+import importlib
+import signal
+from types import FrameType
+from typing import Any
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def _exit_quietly(_signum: int, _frame: FrameType | None) -> None:
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)  # the exit itself is not interrupted again
+    raise SystemExit(0)
+
+
+def run_main(module: str) -> Any:
+    """Import ``module`` with Ctrl-C meaning "exit 0", then run its ``main()`` (which installs its own handling)."""
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, _exit_quietly)
+    return importlib.import_module(module).main()
+
+
+def recognizer() -> Any:
+    return run_main("hetskel_ros.ros.recognizer_node")
+
+
+def bag_player() -> Any:
+    return run_main("hetskel_ros.ros.bagtools.player")
+
+
+def video_source() -> Any:
+    return run_main("hetskel_ros.ros.video_source")
+
+
+def mediapipe_pose() -> Any:
+    return run_main("hetskel_ros.ros.mediapipe_pose")
+
+
+def action_reactor() -> Any:
+    return run_main("hetskel_ros.ros.action_reactor")
+
+
+def launcher() -> Any:
+    return run_main("hetskel_ros.ros.launcher")
