@@ -84,3 +84,10 @@ def alive(pid: int) -> bool:
 
 def bad_exit_lines(lines: list[str]) -> list[str]:
     return [line for line in lines if any(bad in line for bad in BAD_EXIT)]
+
+
+def assert_ended_cleanly(launch: Launch, code: int, nodes: list[int] | None = None) -> None:
+    """Exit status 0, no line of a bad exit, and none of ``nodes`` left running."""
+    assert code == 0, launch.output
+    assert not bad_exit_lines(launch.lines), launch.output
+    assert not [pid for pid in nodes or [] if alive(pid)], launch.output

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 import pytest
-from launch_support import Launch, alive, bad_exit_lines
+from launch_support import Launch, alive, assert_ended_cleanly
 from rgb_media import write_astronaut_video
 
 from hetskel_ros.ros.bagtools import cli
@@ -47,9 +47,7 @@ def test_ctrl_c_twice_to_the_group_ends_recognizer_and_bag_player_cleanly(long_b
         assert launch.ctrl_c_again_and_again(gap_s) >= 2
     finally:
         code = launch.finish()
-    assert code == 0, launch.output
-    assert not bad_exit_lines(launch.lines), launch.output
-    assert not [pid for pid in nodes if alive(pid)]
+    assert_ended_cleanly(launch, code, nodes)
 
 
 def test_ctrl_c_twice_to_the_group_ends_the_rgb_nodes_cleanly(tmp_path):
@@ -69,9 +67,7 @@ def test_ctrl_c_twice_to_the_group_ends_the_rgb_nodes_cleanly(tmp_path):
         assert launch.ctrl_c_again_and_again(0.02) >= 2
     finally:
         code = launch.finish()
-    assert code == 0, launch.output
-    assert not bad_exit_lines(launch.lines), launch.output
-    assert not [pid for pid in nodes if alive(pid)]
+    assert_ended_cleanly(launch, code, nodes)
 
 
 def test_ctrl_c_twice_ends_a_bag_player_waiting_for_subscribers_cleanly(long_bag):
@@ -84,8 +80,7 @@ def test_ctrl_c_twice_ends_a_bag_player_waiting_for_subscribers_cleanly(long_bag
         assert launch.ctrl_c_again_and_again(0.01) >= 2
     finally:
         code = launch.finish()
-    assert code == 0, launch.output
-    assert not bad_exit_lines(launch.lines), launch.output
+    assert_ended_cleanly(launch, code)
 
 
 def test_nodes_die_with_a_killed_launcher():
@@ -137,8 +132,7 @@ def test_ctrl_c_twice_to_ros2_launch_ends_every_node_cleanly(long_bag):
         assert launch.ctrl_c_again_and_again(0.05) >= 2
     finally:
         code = launch.finish()
-    assert code == 0, launch.output
-    assert not bad_exit_lines(launch.lines), launch.output
+    assert_ended_cleanly(launch, code)
 
 
 @pytest.fixture(scope="module")
@@ -158,9 +152,8 @@ def test_exit_on_bag_end_ends_the_launch_once_the_bag_is_played(ros, short_bag):
     duration = read_bag(short_bag, ["/skeletons"]).duration_s
     launch = Launch(f"bag:={short_bag}", "use_sim_time:=true", "exit_on_bag_end:=true")
     code = launch.finish(timeout=duration + 40.0)  # ends by itself, or fails the test after the timeout
-    assert code == 0, launch.output
+    assert_ended_cleanly(launch, code)
     assert received, "the recognizer published nothing before the launch ended"
-    assert not bad_exit_lines(launch.lines), launch.output
     assert "played " in launch.output  # bag_player's summary: it ended by itself, not by the launch's stop
 
 
@@ -183,5 +176,4 @@ def test_ctrl_c_while_the_nodes_are_still_starting_ends_them_cleanly(tmp_path, a
         assert launch.ctrl_c_again_and_again(0.05) >= 1
     finally:
         code = launch.finish()
-    assert code == 0, launch.output
-    assert not bad_exit_lines(launch.lines), launch.output
+    assert_ended_cleanly(launch, code)

@@ -12,7 +12,7 @@ import signal
 import threading
 
 import pytest
-from launch_support import Launch, bad_exit_lines
+from launch_support import Launch, assert_ended_cleanly
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 
 from hetskel_ros.ros.bagtools import cli
@@ -83,7 +83,7 @@ def test_a_namespaced_launch_with_a_bag_gives_actions_in_its_namespace(ros, bag)
         launch.process.send_signal(signal.SIGINT)
         code = launch.finish()
     assert received[0].actions and received[0].actions[0].source == "skeletons"
-    assert code == 0 and not bad_exit_lines(launch.lines), launch.output
+    assert_ended_cleanly(launch, code)
 
 
 def test_the_launch_file_and_hetskel_launch_remap_the_same_rgb_topics():

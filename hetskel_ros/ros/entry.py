@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import signal
+from functools import partial
 from types import FrameType
 from typing import Any
 
@@ -29,25 +30,10 @@ def run_main(module: str) -> Any:
     return importlib.import_module(module).main()
 
 
-def recognizer() -> Any:
-    return run_main("hetskel_ros.ros.recognizer_node")
-
-
-def bag_player() -> Any:
-    return run_main("hetskel_ros.ros.bagtools.player")
-
-
-def video_source() -> Any:
-    return run_main("hetskel_ros.ros.video_source")
-
-
-def mediapipe_pose() -> Any:
-    return run_main("hetskel_ros.ros.mediapipe_pose")
-
-
-def action_reactor() -> Any:
-    return run_main("hetskel_ros.ros.action_reactor")
-
-
-def launcher() -> Any:
-    return run_main("hetskel_ros.ros.launcher")
+# the console scripts of setup.py (each calls one of these with no arguments)
+recognizer = partial(run_main, "hetskel_ros.ros.recognizer_node")
+bag_player = partial(run_main, "hetskel_ros.ros.bagtools.player")
+video_source = partial(run_main, "hetskel_ros.ros.video_source")
+mediapipe_pose = partial(run_main, "hetskel_ros.ros.mediapipe_pose")
+action_reactor = partial(run_main, "hetskel_ros.ros.action_reactor")
+launcher = partial(run_main, "hetskel_ros.ros.launcher")
