@@ -238,7 +238,8 @@ def main(argv: list[str] | None = None) -> int:
     sub.choices["report"].add_argument("--no-ablations", action="store_true")
     sub.choices["report"].add_argument(
         "--parts", help="multi-data-set configs: comma-separated parts of the report to run: main (always), lodo, "
-        "single, supervised, ablations, seeds (default: main); finished trainings are reused")
+        "single, supervised, ablations, seeds, each optionally for some sets (lodo:bandai+nw_ucla); default: main; "
+        "finished trainings are reused")
     p = sub.add_parser("evaluate")
     p.add_argument("--run-dir", required=True)
     p = sub.add_parser("protocols", help="every data set on its standard protocol, against raw-joint baselines")

@@ -89,26 +89,42 @@ def run_tables(cfg: TrainConfig, run_dir: Path, names: list[str] | None, progres
     return out
 
 
+def part_sets(parts: tuple[str, ...], datasets: list[str]) -> dict[str, list[str]]:
+    """Parts as "name" (every data set) or "name:set+set" (only those), e.g. ("main", "lodo:bandai")."""
+    out: dict[str, list[str]] = {}
+    for part in parts:
+        name, _, sets = part.partition(":")
+        if name not in PARTS:
+            raise ValueError(f"unknown report part {name!r}; known: {', '.join(PARTS)}")
+        chosen = sets.split("+") if sets else list(datasets)
+        unknown = sorted(set(chosen) - set(datasets))
+        if unknown:
+            raise ValueError(f"report part {part!r} names data sets {unknown} the config does not pretrain on")
+        out[name] = chosen
+    return out
+
+
 def planned_runs(cfg: TrainConfig, total_steps: int, parts: tuple[str, ...]) -> dict[str, tuple[TrainConfig, list]]:
     """name -> (config, data sets to evaluate) of every training the requested parts need."""
     runs: dict[str, tuple[TrainConfig, list | None]] = {}
-    if "lodo" in parts:  # pretrain on the other sets' training splits, probe the left-out set: transfer
-        for name in cfg.datasets:
+    chosen = part_sets(parts, cfg.datasets)
+    if "lodo" in chosen:  # pretrain on the other sets' training splits, probe the left-out set: transfer
+        for name in chosen["lodo"]:
             others = [n for n in cfg.datasets if n != name]
             runs[f"without_{name}"] = (replace(cfg, datasets=others), [name])
-    if "single" in parts:  # the paper's heterogeneity question: one set alone, at the union's optimiser steps
-        for name in cfg.datasets:
+    if "single" in chosen:  # the paper's heterogeneity question: one set alone, at the union's optimiser steps
+        for name in chosen["single"]:
             runs[f"only_{name}"] = (replace(cfg, datasets=[name], steps=total_steps), [name])
-    if "supervised" in parts:  # the same encoder trained from scratch with one set's labels (probed linearly)
-        for name in cfg.datasets:
+    if "supervised" in chosen:  # the same encoder trained from scratch with one set's labels (probed linearly)
+        for name in chosen["supervised"]:
             runs[f"supervised_{name}"] = (replace(cfg, datasets=[name], objective="supervised", objective_args={},
                                                   steps=total_steps), [name])
-    if "ablations" in parts:
+    if "ablations" in chosen:
         short = max(1, round(total_steps * ABLATION_SHARE))
         runs["ablation_same_length"] = (replace(cfg, steps=short), None)
         for name, switch in ablations(cfg).items():
             runs[f"ablation_{name}"] = (replace(cfg, model={**cfg.model, **switch}, steps=short), None)
-    if "seeds" in parts:
+    if "seeds" in chosen:
         for seed in SEEDS:
             runs[f"seed_{seed}"] = (replace(cfg, seed=seed), None)
     return runs
@@ -124,9 +140,7 @@ def union_report(cfg: TrainConfig, run_dir: Path, out: Path, parts: tuple[str, .
     from .protocols import encoder_windows, evaluate_set
     from .train import load_data
 
-    unknown = sorted(set(parts) - set(PARTS))
-    if unknown:
-        raise ValueError(f"unknown report parts {unknown}; known: {', '.join(PARTS)}")
+    part_sets(parts, cfg.datasets)  # a misspelt part is an error before any training
     main_dir = run_dir / "pretrain"
     data = load_data(cfg)
     pretrain(cfg, main_dir, data, progress)
