@@ -180,3 +180,29 @@ def test_a_sequence_shorter_than_the_first_window_still_gets_a_feature(shipped):
     assert features.shape == (len(ucla), bundle.config.feature_dim)  # every sequence, none skipped
     raw = FeatureExtractor.from_bundle(bundle, raw_joint_infer).sequence_set_features(ucla)
     assert raw.shape[0] == len(ucla) and np.isfinite(raw).all()
+
+
+def test_the_rounds_model_options_run_the_same_in_onnx_runtime_as_in_torch():
+    """A bundle with the lifted stream reading the 2D joints, ordered stretch pooling and per-joint stretches (the
+    options union pretraining measured) exports, and the node's backend computes what PyTorch computes, on real
+    Kinect v1 (3D) and Penn Action (2D) sequences."""
+    import torch
+
+    from hetskel_ros.model.bundle import Bundle, state_to_numpy
+    from hetskel_ros.model.config import preset
+    from hetskel_ros.model.export import export_onnx
+    from hetskel_ros.model.features import torch_infer
+    from hetskel_ros.model.model import HetSkelModel
+
+    torch.manual_seed(0)
+    cfg = preset("small", topologies=("kinect_v1", "penn_action"), num_classes=4, lift_keeps_2d=True,
+                 time_segments=4, joint_segment_dim=4, feature_dim=128)
+    model = HetSkelModel(cfg).eval()
+    bundle = Bundle(config=cfg, unified_joints=list(SKELETON.names), label_names=list("abcd"),
+                    weights=state_to_numpy(model), onnx=export_onnx(model))
+    onnx = FeatureExtractor.from_bundle(bundle, create_backend("onnxruntime", bundle, threads=1).infer)
+    eager = FeatureExtractor.from_bundle(bundle, torch_infer(model))
+    for name in ("utd_mhad", "penn_action"):
+        data = load_dataset(name, sample=True).data.subset(range(3))
+        got, want = onnx.sequence_set_features(data), eager.sequence_set_features(data)
+        np.testing.assert_allclose(got, want, atol=1e-4 * max(1.0, float(np.abs(want).max())))
