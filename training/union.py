@@ -178,6 +178,9 @@ def format_report(results: dict, title: str, credits: list[str]) -> str:
     def pct(v: float) -> str:
         return f"{100 * v:.1f}"
 
+    def linear(tables: dict, name: str) -> float:
+        return tables[name].get("standard", {}).get(ENCODER, {}).get("linear", float("nan"))
+
     training = results["training"]
     lines = [f"# hetskel_ros model report: {title}", "",
              f"Pretrained without labels on the training splits of: "
@@ -194,7 +197,7 @@ def format_report(results: dict, title: str, credits: list[str]) -> str:
         for name, run in lodo.items():
             s = run["tables"][name].get("standard")
             if s:
-                union = results["datasets"][name].get("standard", {}).get(ENCODER, {}).get("linear", float("nan"))
+                union = linear(results["datasets"], name)
                 lines.append(f"| {name} | {run['tables'][name]['protocol']} | **{pct(s[ENCODER]['linear'])}** | "
                              f"{pct(baseline_of({k: v['linear'] for k, v in s.items()}))} | {pct(union)} |")
             loo = run["tables"][name].get("leave_one_out")
@@ -202,32 +205,22 @@ def format_report(results: dict, title: str, credits: list[str]) -> str:
                 lines.append(f"| {name} | leave-one-out mean | **{pct(loo['mean'][ENCODER])}** | "
                              f"{pct(baseline_of(loo['mean']))} | |")
         lines.append("")
-    single = {k.removeprefix("only_"): v for k, v in runs.items() if k.startswith("only_")}
-    if single:
-        lines += ["## Heterogeneity: one data set alone against the union, at equal optimiser steps", "",
-                  "| data set | alone | union |", "|---|---|---|"]
-        for name, run in single.items():
-            alone = run["tables"][name].get("standard", {}).get(ENCODER, {}).get("linear", float("nan"))
-            union = results["datasets"][name].get("standard", {}).get(ENCODER, {}).get("linear", float("nan"))
-            lines.append(f"| {name} | {pct(alone)} | {pct(union)} |")
-        lines.append("")
-    supervised = {k.removeprefix("supervised_"): v for k, v in runs.items() if k.startswith("supervised_")}
-    if supervised:
-        lines += ["## Supervised from scratch (the same encoder and steps, one set's labels; linear probe on its "
-                  "features) against the self-supervised union encoder", "",
-                  "| data set | supervised | self-supervised union |", "|---|---|---|"]
-        for name, run in supervised.items():
-            sup = run["tables"][name].get("standard", {}).get(ENCODER, {}).get("linear", float("nan"))
-            union = results["datasets"][name].get("standard", {}).get(ENCODER, {}).get("linear", float("nan"))
-            lines.append(f"| {name} | {pct(sup)} | {pct(union)} |")
-        lines.append("")
+    for prefix, title, column in (
+            ("only_", "Heterogeneity: one data set alone against the union, at equal optimiser steps", "alone"),
+            ("supervised_", "Supervised from scratch (the same encoder and steps, one set's labels; linear probe on "
+             "its features) against the self-supervised union encoder", "supervised")):
+        chosen = {k.removeprefix(prefix): v for k, v in runs.items() if k.startswith(prefix)}
+        if chosen:
+            lines += [f"## {title}", "", f"| data set | {column} | union |", "|---|---|---|"]
+            lines += [f"| {n} | {pct(linear(run['tables'], n))} | {pct(linear(results['datasets'], n))} |"
+                      for n, run in chosen.items()]
+            lines.append("")
     other = {k: v for k, v in runs.items() if k.startswith(("ablation_", "seed_"))}
     if other:
         lines += [f"## Ablations (at {results['ablation_share']:.0%} of the steps) and seeds: encoder linear top-1", "",
                   "| run | " + " | ".join(results["datasets"]) + " |", "|---|" + "---|" * len(results["datasets"])]
         for name, run in other.items():
-            cells = [pct(run["tables"][n].get("standard", {}).get(ENCODER, {}).get("linear", float("nan")))
-                     for n in results["datasets"]]
+            cells = [pct(linear(run["tables"], n)) for n in results["datasets"]]
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
         lines.append("")
     head = results["deployed_head"]
