@@ -9,6 +9,13 @@ and any number of cheap conditions read it.
   within the last ``within_s`` seconds, else FAILURE.
 - :class:`WaitForAction`: RUNNING until that is observed (by default only actions received after the wait began),
   FAILURE after ``timeout_s``.
+- :class:`WaitForActionEvent`: RUNNING until one of ``label`` *starts* (or *ends*) for a person after the wait
+  began (``Action.started`` / ``Action.ended``, decided by the node with hysteresis), FAILURE after ``timeout_s``.
+  The writer keeps every event of the last ``expiry_s`` on the blackboard (``/action_events``), so an action that
+  starts and ends between two ticks is still seen.
+
+"idle" and "unknown" match only themselves: a condition on an action never fires for a still or unrecognised
+person. ``below_threshold=True`` opts in to the top-1 hypothesis under "unknown" (never under "idle").
 
 Times are the node clock (``use_sim_time`` honoured) against ``Action.header.stamp``, the capture time of the
 window's last frame: replay bags with ``use_sim_time:=true`` and a /clock, or every action is stale.
@@ -32,9 +39,18 @@ from hetskel_ros.ros.bt.subscription import (
     node_from_setup,
     now_ns,
 )
-from hetskel_ros.ros.bt.tracked_actions import NS_PER_S, ActionQuery, TrackedAction, TrackKey, expire
+from hetskel_ros.ros.bt.tracked_actions import (
+    EVENT_KINDS,
+    NS_PER_S,
+    ActionEvent,
+    ActionQuery,
+    TrackedAction,
+    TrackKey,
+    expire,
+)
 
 DEFAULT_ACTIONS_KEY = "/actions"
+DEFAULT_EVENTS_KEY = "/action_events"
 
 
 class ActionsToBlackboard(ActionArraySubscriber):
@@ -54,16 +70,20 @@ class ActionsToBlackboard(ActionArraySubscriber):
         expiry_s: float = 10.0,
         qos_profile: QoSProfile | None = None,
         clearing_policy: ClearingPolicy = ClearingPolicy.NEVER,
+        events_variable_name: str = DEFAULT_EVENTS_KEY,
     ) -> None:
         super().__init__(name, topic_name, qos_profile, clearing_policy)
         if not (expiry_s > 0.0 and math.isfinite(expiry_s)):
             raise ValueError(f"{name}: expiry_s must be a positive number of seconds, got {expiry_s}")
         self.variable_name = variable_name
+        self.events_variable_name = events_variable_name
         self.expiry_s = float(expiry_s)
         self._table: dict[TrackKey, TrackedAction] = {}
+        self._events: list[ActionEvent] = []
         self.blackboard = self.attach_blackboard_client(name=name)
-        self.blackboard.register_key(key=variable_name, access=Access.WRITE)
-        self.blackboard.set(variable_name, {}, overwrite=False)  # readers never see a missing key
+        for key, empty in ((variable_name, {}), (events_variable_name, ())):
+            self.blackboard.register_key(key=key, access=Access.WRITE)
+            self.blackboard.set(key, empty, overwrite=False)  # readers never see a missing key
 
     def update(self) -> Status:
         """Merge what arrived, drop expired entries, publish the table on the blackboard."""
@@ -73,6 +93,9 @@ class ActionsToBlackboard(ActionArraySubscriber):
         self._table.update(received)
         self._table = expire(self._table, now, self.expiry_s)
         self.blackboard.set(self.variable_name, dict(self._table), overwrite=True)  # a copy: readers never see edits
+        oldest = now - self.expiry_s * NS_PER_S
+        self._events = [e for e in self._events + self.take_events() if e.received_ns >= oldest]
+        self.blackboard.set(self.events_variable_name, tuple(self._events), overwrite=True)
         if msg is None:
             self.feedback_message = f"no ActionArray on '{self.topic_name}' yet ({len(self._table)} tracked)"
             return Status.RUNNING
@@ -98,10 +121,11 @@ class ActionObserved(py_trees.behaviour.Behaviour):
         within_s: float = 1.0,
         variable_name: str = DEFAULT_ACTIONS_KEY,
         matches_variable_name: str | None = None,
+        below_threshold: bool = False,
     ) -> None:
         super().__init__(name=name)
         try:
-            self.query = ActionQuery.build(label, min_score, track_id, source, within_s)
+            self.query = ActionQuery.build(label, min_score, track_id, source, within_s, below_threshold)
         except ValueError as exc:
             raise ValueError(f"{name}: {exc}") from exc
         self.node: Node | None = None
@@ -180,6 +204,71 @@ class WaitForAction(ActionObserved):
             self.feedback_message = f"timed out after {waited_s:.1f}s waiting for {self.query.describe()}"
             return Status.FAILURE
         self.feedback_message = f"waiting {waited_s:.1f}/{self.timeout_s:g}s for {self.query.describe()}"
+        return Status.RUNNING
+
+
+class WaitForActionEvent(py_trees.behaviour.Behaviour):
+    """RUNNING until one of ``label`` starts (``event="start"``) or ends (``"end"``) for a person after the wait
+    began; SUCCESS then (the event is written to ``matches_variable_name`` if set); FAILURE after ``timeout_s``."""
+
+    def __init__(
+        self,
+        name: str,
+        label: str | Iterable[str],
+        event: str = "start",
+        track_id: int | None = None,
+        source: str | None = None,
+        timeout_s: float | None = 10.0,
+        events_variable_name: str = DEFAULT_EVENTS_KEY,
+        matches_variable_name: str | None = None,
+    ) -> None:
+        super().__init__(name=name)
+        if event not in EVENT_KINDS:
+            raise ValueError(f"{name}: event must be one of {EVENT_KINDS}, got {event!r}")
+        if timeout_s is not None and not timeout_s > 0.0:
+            raise ValueError(f"{name}: timeout_s must be positive or None (no timeout), got {timeout_s}")
+        try:
+            self.query = ActionQuery.build(label, 0.0, track_id, source)
+        except ValueError as exc:
+            raise ValueError(f"{name}: {exc}") from exc
+        self.event = event
+        self.timeout_s = math.inf if timeout_s is None else float(timeout_s)
+        self.events_variable_name = events_variable_name
+        self.matches_variable_name = matches_variable_name
+        self.node: Node | None = None
+        self._start_ns = 0
+        self.blackboard = self.attach_blackboard_client(name=name)
+        self.blackboard.register_key(key=events_variable_name, access=Access.READ)
+        if matches_variable_name is not None:
+            self.blackboard.register_key(key=matches_variable_name, access=Access.WRITE)
+
+    def setup(self, **kwargs: Any) -> None:
+        """Keep the node: its clock is "now"."""
+        self.node = node_from_setup(kwargs, self)
+
+    def initialise(self) -> None:
+        """The wait (and its timeout) starts now: only events received from now on count."""
+        self._start_ns = now_ns(_require_node(self))
+
+    def update(self) -> Status:
+        """SUCCESS on a matching event, FAILURE after the timeout, RUNNING in between."""
+        now = now_ns(_require_node(self))
+        try:
+            events = self.blackboard.get(self.events_variable_name)
+        except KeyError:  # no writer has ticked yet
+            events = ()
+        found = [e for e in events if self.query.matches_event(e, self.event, self._start_ns)]
+        if found:
+            if self.matches_variable_name is not None:
+                self.blackboard.set(self.matches_variable_name, found[0], overwrite=True)
+            self.feedback_message = f"observed {found[0].describe(now)}"
+            return Status.SUCCESS
+        waited_s = (now - self._start_ns) / NS_PER_S
+        what = f"{self.event} of {self.query.describe()}"
+        if waited_s >= self.timeout_s:
+            self.feedback_message = f"timed out after {waited_s:.1f}s waiting for the {what}"
+            return Status.FAILURE
+        self.feedback_message = f"waiting {waited_s:.1f}/{self.timeout_s:g}s for the {what}"
         return Status.RUNNING
 
 
