@@ -24,7 +24,7 @@ from hetskel_ros.topology.sequences import SequenceSet
 
 BLEND_S = 0.5  # the move from one clip's last pose to the next one's first pose, inside an idle gap
 MIN_PHASE_S = 0.3  # a standing phase shorter than this is not used as idle
-STILL_MAX = 0.06  # a frame stands still below this many body heights per second (median joint): real standing sway is ~0.02-0.04
+STILL_MAX = 0.06  # body heights/s (median joint) a standing frame stays below (measured sway: 0.02-0.04)
 IDLE_KINDS = ("real", "hold")
 
 
