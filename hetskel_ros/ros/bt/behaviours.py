@@ -103,7 +103,35 @@ class ActionsToBlackboard(ActionArraySubscriber):
         return Status.SUCCESS
 
 
-class ActionObserved(py_trees.behaviour.Behaviour):
+class _BlackboardReader(py_trees.behaviour.Behaviour):
+    """A behaviour that reads one blackboard key (optionally writes what it found to another) on the node's clock."""
+
+    def __init__(self, name: str, read_key: str, matches_variable_name: str | None) -> None:
+        super().__init__(name=name)
+        self.node: Node | None = None
+        self.matches_variable_name = matches_variable_name
+        self.blackboard = self.attach_blackboard_client(name=name)
+        self.blackboard.register_key(key=read_key, access=Access.READ)
+        if matches_variable_name is not None:
+            self.blackboard.register_key(key=matches_variable_name, access=Access.WRITE)
+
+    def setup(self, **kwargs: Any) -> None:
+        """Keep the node: its clock is "now"."""
+        self.node = node_from_setup(kwargs, self)
+
+    def initialise(self) -> None:
+        """A wait (and its timeout) starts now: waits count only what is received from now on."""
+        self._start_ns = now_ns(_require_node(self))
+
+
+def _checked_timeout(name: str, timeout_s: float | None) -> float:
+    """Seconds to wait (inf for None); a ValueError naming the behaviour when not positive."""
+    if timeout_s is not None and not timeout_s > 0.0:
+        raise ValueError(f"{name}: timeout_s must be positive or None (no timeout), got {timeout_s}")
+    return math.inf if timeout_s is None else float(timeout_s)
+
+
+class ActionObserved(_BlackboardReader):
     """Condition: SUCCESS if the table holds a match for the query now, else FAILURE.
 
     ``label`` is one label or several (any matches); ``track_id``/``source`` None match any person/input. With
@@ -123,22 +151,12 @@ class ActionObserved(py_trees.behaviour.Behaviour):
         matches_variable_name: str | None = None,
         below_threshold: bool = False,
     ) -> None:
-        super().__init__(name=name)
+        super().__init__(name, variable_name, matches_variable_name)
         try:
             self.query = ActionQuery.build(label, min_score, track_id, source, within_s, below_threshold)
         except ValueError as exc:
             raise ValueError(f"{name}: {exc}") from exc
-        self.node: Node | None = None
         self.variable_name = variable_name
-        self.matches_variable_name = matches_variable_name
-        self.blackboard = self.attach_blackboard_client(name=name)
-        self.blackboard.register_key(key=variable_name, access=Access.READ)
-        if matches_variable_name is not None:
-            self.blackboard.register_key(key=matches_variable_name, access=Access.WRITE)
-
-    def setup(self, **kwargs: Any) -> None:
-        """Keep the node: its clock is "now"."""
-        self.node = node_from_setup(kwargs, self)
 
     def find(self, received_after_ns: int | None = None) -> tuple[int, list[TrackedAction]]:
         """(now in ns, matching entries best first); writes them to ``matches_variable_name`` if set."""
@@ -183,15 +201,9 @@ class WaitForAction(ActionObserved):
         matches_variable_name: str | None = None,
     ) -> None:
         super().__init__(name, label, min_score, track_id, source, within_s, variable_name, matches_variable_name)
-        if timeout_s is not None and not timeout_s > 0.0:
-            raise ValueError(f"{name}: timeout_s must be positive or None (no timeout), got {timeout_s}")
-        self.timeout_s = math.inf if timeout_s is None else float(timeout_s)
+        self.timeout_s = _checked_timeout(name, timeout_s)
         self.only_new = only_new
         self._start_ns = 0
-
-    def initialise(self) -> None:
-        """The wait (and its timeout) starts now."""
-        self._start_ns = now_ns(_require_node(self))
 
     def update(self) -> Status:
         """SUCCESS on a match, FAILURE after the timeout, RUNNING in between."""
@@ -207,7 +219,7 @@ class WaitForAction(ActionObserved):
         return Status.RUNNING
 
 
-class WaitForActionEvent(py_trees.behaviour.Behaviour):
+class WaitForActionEvent(_BlackboardReader):
     """RUNNING until one of ``label`` starts (``event="start"``) or ends (``"end"``) for a person after the wait
     began; SUCCESS then (the event is written to ``matches_variable_name`` if set); FAILURE after ``timeout_s``."""
 
@@ -222,33 +234,17 @@ class WaitForActionEvent(py_trees.behaviour.Behaviour):
         events_variable_name: str = DEFAULT_EVENTS_KEY,
         matches_variable_name: str | None = None,
     ) -> None:
-        super().__init__(name=name)
+        super().__init__(name, events_variable_name, matches_variable_name)
         if event not in EVENT_KINDS:
             raise ValueError(f"{name}: event must be one of {EVENT_KINDS}, got {event!r}")
-        if timeout_s is not None and not timeout_s > 0.0:
-            raise ValueError(f"{name}: timeout_s must be positive or None (no timeout), got {timeout_s}")
+        self.timeout_s = _checked_timeout(name, timeout_s)
         try:
             self.query = ActionQuery.build(label, 0.0, track_id, source)
         except ValueError as exc:
             raise ValueError(f"{name}: {exc}") from exc
         self.event = event
-        self.timeout_s = math.inf if timeout_s is None else float(timeout_s)
         self.events_variable_name = events_variable_name
-        self.matches_variable_name = matches_variable_name
-        self.node: Node | None = None
         self._start_ns = 0
-        self.blackboard = self.attach_blackboard_client(name=name)
-        self.blackboard.register_key(key=events_variable_name, access=Access.READ)
-        if matches_variable_name is not None:
-            self.blackboard.register_key(key=matches_variable_name, access=Access.WRITE)
-
-    def setup(self, **kwargs: Any) -> None:
-        """Keep the node: its clock is "now"."""
-        self.node = node_from_setup(kwargs, self)
-
-    def initialise(self) -> None:
-        """The wait (and its timeout) starts now: only events received from now on count."""
-        self._start_ns = now_ns(_require_node(self))
 
     def update(self) -> Status:
         """SUCCESS on a matching event, FAILURE after the timeout, RUNNING in between."""
