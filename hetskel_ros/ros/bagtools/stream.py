@@ -3,11 +3,13 @@
 Each person performs a share of the clips one after the other, with idle gaps between them. With ``idle="real"``
 (the default) a gap is made of the real standing phases of the data: the frames at the end of the previous clip and
 at the start of the next one where the person barely moves (``standing_phase``), played forwards and backwards in
-turn (real sway, weight shifts and head turns, never a frozen pose), with a short blend from one into the other; a
-clip without a standing phase of at least ``MIN_PHASE_S`` falls back to its end pose held with sensor noise
-(counted in ``Stream.idle_fallbacks``). ``idle="hold"``: the last pose held with noise, then a short blend into the
-next clip's first pose. Every clip continues where the previous one ended (translated on the
-ground plane, so a walk does not teleport the person back), and people stand ``spacing`` apart sideways. All
+turn (real sway, weight shifts and head turns, never a frozen pose), with a short blend from one into the other. A
+clip without a standing phase of at least ``MIN_PHASE_S`` borrows one of another clip of the same set (moved on the
+ground to where the person stands, blended in and out; counted in ``Stream.idle_borrowed``); only a set without any
+standing phase falls back to the pose held with sensor noise (counted in ``Stream.idle_fallbacks``; the shipped
+mocap sample's tightly trimmed clips have none). ``idle="hold"``: the last pose held with noise, then a short blend
+into the next clip's first pose. Every clip continues where the previous one ended (translated on the ground plane,
+so a walk does not teleport the person back), and people stand ``spacing`` apart sideways. All
 people share one clock; a person whose clips end early stands idle until the stream ends. Frames of clips carry
 their action label, all others ``BACKGROUND`` ("idle"). Pure numpy: no ROS, deterministic for a seed.
 """
@@ -24,7 +26,8 @@ from hetskel_ros.topology.sequences import SequenceSet
 
 BLEND_S = 0.5  # the move from one clip's last pose to the next one's first pose, inside an idle gap
 MIN_PHASE_S = 0.3  # a standing phase shorter than this is not used as idle
-STILL_MAX = 0.06  # body heights/s (median joint) a standing frame stays below (measured sway: 0.02-0.04)
+STILL_MAX = 0.1  # body heights/s of the fastest joints (90th percentile) a standing frame stays below
+# (measured at the clip ends of UTD-MHAD and the Bandai mocap: 0.04-0.08; waving hands: > 0.5)
 IDLE_KINDS = ("real", "hold")
 
 
@@ -59,7 +62,8 @@ class Stream:
     people: list[PersonStream]
     segments: list[StreamSegment]
     label_names: tuple[str, ...]  # the source's action vocabulary
-    idle_fallbacks: int = 0  # idle gaps (halves) without a real standing phase: a held pose with noise
+    idle_fallbacks: int = 0  # idle gap halves without any real standing phase: a held pose with noise
+    idle_borrowed: int = 0  # idle gap halves made of another clip's standing phase
 
     @property
     def num_frames(self) -> int:
@@ -96,12 +100,13 @@ def ground_axes(topology: Topology) -> list[int]:
 
 
 def standing_phase(clip: np.ndarray, fps: float, at_end: bool) -> np.ndarray:
-    """The frames at the clip's start (or end) where the person barely moves: the median joint's speed (smoothed over
-    0.2 s) below STILL_MAX body heights per second. Empty when shorter than MIN_PHASE_S."""
+    """The frames at the clip's start (or end) where the person barely moves: the speed of the fastest joints (90th
+    percentile, smoothed over 0.2 s) below STILL_MAX body heights per second, so waving hands are never "still".
+    Empty when shorter than MIN_PHASE_S."""
     if len(clip) < 3:
         return clip[:0]
     height = float(np.ptp(clip[0], axis=0).max()) or 1.0
-    speed = np.median(np.linalg.norm(np.diff(clip, axis=0), axis=-1), axis=-1) * fps / height
+    speed = np.percentile(np.linalg.norm(np.diff(clip, axis=0), axis=-1), 90, axis=-1) * fps / height
     width = max(1, round(0.2 * fps))
     speed = np.convolve(speed, np.ones(width) / width, mode="same")
     still = speed <= STILL_MAX
@@ -110,6 +115,12 @@ def standing_phase(clip: np.ndarray, fps: float, at_end: bool) -> np.ndarray:
     if count < MIN_PHASE_S * fps:
         return clip[:0]
     return clip[len(clip) - count:] if at_end else clip[: count + 1]
+
+
+def standing_pool(clips: list[np.ndarray], fps: float) -> list[np.ndarray]:
+    """Every standing phase (start and end) of a set's clips: what a clip without one borrows."""
+    phases = [standing_phase(c, fps, at_end) for c in clips for at_end in (False, True)]
+    return [p for p in phases if len(p)]
 
 
 def ping_pong(phase: np.ndarray, count: int, end_at_first: bool = False) -> np.ndarray:
@@ -137,7 +148,7 @@ class _PersonBuilder:
     """Appends clips and idle gaps for one person, keeping the ground position continuous."""
 
     def __init__(self, track_id: int, axes: list[int], offset: np.ndarray, noise: float, fps: float,
-                 rng: np.random.Generator, with_confidence: bool, real_idle: bool = False):
+                 rng: np.random.Generator, with_confidence: bool, pool: list[np.ndarray] | None = None):
         self.track_id = track_id
         self.axes = axes
         self.offset = offset
@@ -151,9 +162,11 @@ class _PersonBuilder:
         self.segments: list[StreamSegment] = []
         self.last: np.ndarray | None = None  # the last pose so far
         self.last_confidence: np.ndarray | None = None
-        self.real_idle = real_idle
+        self.real_idle = pool is not None
+        self.pool = pool or []
         self.last_clip: np.ndarray | None = None
         self.fallbacks = 0
+        self.borrowed = 0
 
     @property
     def length(self) -> int:
@@ -202,15 +215,13 @@ class _PersonBuilder:
             if before_phase is not None and len(before_phase):
                 part = ping_pong(before_phase[::-1], first)  # from the clip's last frame back into the phase
             else:
-                self.fallbacks += 1
-                part = self.last[None] + self.rng.normal(0.0, self.noise, (first, *self.last.shape))
+                part = self._borrowed(self.last, first, at_start=True)
             parts.append(part)
         if second:
             if after_phase is not None and len(after_phase):
                 part = ping_pong(after_phase, second, end_at_first=True)
             else:
-                self.fallbacks += 1
-                part = next_clip[0][None] + self.rng.normal(0.0, self.noise, (second, *next_clip[0].shape))
+                part = self._borrowed(next_clip[0], second, at_start=False)
             parts.append(part)
         if first and second:  # the second phase starts where the first ended, the offset fading over BLEND_S
             blend = min(round(BLEND_S * self.fps), second)
@@ -223,6 +234,26 @@ class _PersonBuilder:
         if self.with_confidence and self.last_confidence is not None and next_confidence is not None:
             conf = np.minimum(self.last_confidence, next_confidence)
         self._append_idle(frames, conf)
+
+    def _borrowed(self, pose: np.ndarray, count: int, at_start: bool) -> np.ndarray:
+        """``count`` frames of another clip's standing phase, moved on the ground to ``pose`` and blended from it
+        (``at_start``) or into it; the pose held with noise when the set has no standing phase at all."""
+        if not self.pool:
+            self.fallbacks += 1
+            return pose[None] + self.rng.normal(0.0, self.noise, (count, *pose.shape))
+        self.borrowed += 1
+        phase = self.pool[int(self.rng.integers(len(self.pool)))]
+        frames = ping_pong(phase, count).astype(np.float32)
+        shift = np.zeros(frames.shape[-1], np.float32)
+        shift[self.axes] = (pose.mean(axis=0) - frames[0].mean(axis=0))[self.axes]
+        frames = frames + shift
+        blend = min(round(BLEND_S * self.fps), count)
+        fade = 0.5 + 0.5 * np.cos(np.pi * np.arange(blend) / max(blend - 1, 1))
+        if at_start:
+            frames[:blend] -= fade[:, None, None] * (frames[0] - pose)[None]
+        else:
+            frames[count - blend:] -= fade[::-1][:, None, None] * (frames[-1] - pose)[None]
+        return frames
 
     def idle(self, seconds: float, next_pose: np.ndarray | None = None,
              next_confidence: np.ndarray | None = None, next_clip: np.ndarray | None = None) -> None:
@@ -284,12 +315,12 @@ def compose_stream(data: SequenceSet, topology: Topology, options: StreamOptions
     axes = ground_axes(topology)
     clips = [np.asarray(data.sequences[i], np.float32)[..., :dims] for i in indices]
     shares = assign_clips([len(c) for c in clips], options.people, rng)
+    pool = standing_pool(clips, data.fps) if options.idle == "real" else None
     builders = []
     for person, share in enumerate(shares):
         offset = np.zeros(dims, np.float32)
         offset[axes[0]] = (person - (options.people - 1) / 2.0) * spacing
-        builder = _PersonBuilder(person + 1, axes, offset, noise, data.fps, rng, confidence is not None,
-                                 options.idle == "real")
+        builder = _PersonBuilder(person + 1, axes, offset, noise, data.fps, rng, confidence is not None, pool)
         for position, k in enumerate(share):
             clip = builder._place(clips[k])
             conf = confidence[indices[k]].astype(np.float32) if confidence is not None else None
@@ -310,4 +341,4 @@ def compose_stream(data: SequenceSet, topology: Topology, options: StreamOptions
             person.confidence = person.confidence[:end]
     segments = sorted((s for b in builders for s in b.segments), key=lambda s: (s.start, s.track_id))
     return Stream(data.topology, dims, float(data.fps), people, segments, tuple(data.label_names),
-                  sum(b.fallbacks for b in builders))
+                  sum(b.fallbacks for b in builders), sum(b.borrowed for b in builders))
