@@ -167,6 +167,40 @@ def test_smoothing_top_k_and_unknown(bundle, backend, unified_clips):
     assert all(d.label == d.hypotheses[0].label for d in labelled)
 
 
+def test_a_confident_change_of_action_restarts_the_smoothing_and_labels_carry_events(bundle, backend, unified_clips):
+    """Two real clips of different actions one after the other (the mocap sample's wave-both-hands, then walk)."""
+    first, second = unified_clips[14], unified_clips[8]
+    stream = observations(first) + observations(second, start=len(first[0]) / FPS)
+    raw = feed(make(bundle, backend, smoothing=0.0, top_k=len(bundle.label_names), threshold=0.0), stream)
+    threshold = float(np.median([r.score for r in raw]))  # the stand-in bundle's scores: half the windows confident
+    restarted = feed(make(bundle, backend, smoothing=0.9, top_k=len(bundle.label_names), threshold=threshold,
+                          restart_on_change=True), stream)
+    expected, restarts = None, 0
+    for r, d in zip(raw, restarted, strict=True):
+        scores = np.zeros(len(bundle.label_names))
+        for h in r.hypotheses:
+            scores[h.class_id] = h.score
+        if expected is None or (scores.max() >= threshold and scores.argmax() != expected.argmax()):
+            restarts += expected is not None
+            expected = scores
+        else:
+            expected = 0.9 * expected + 0.1 * scores
+        assert d.hypotheses[0].class_id == int(expected.argmax())
+    assert restarts >= 1
+    # events: a started action is the window's label and new; an ended one was the label before; no other changes
+    previous, events = "", 0
+    for d in restarted:
+        if d.started:
+            assert d.label not in ("idle", "unknown") and (d.label != previous or d.ended == previous)
+        elif d.label not in ("idle", "unknown"):
+            assert d.label == previous  # an action label without a start goes on
+        if d.ended:
+            assert d.ended == previous
+        events += d.started + bool(d.ended)
+        previous = d.label
+    assert events >= 2
+
+
 # -- resets, expiry, limits -------------------------------------------------------------------------------------
 def test_a_repeated_stamp_is_dropped_and_a_backward_one_resets_the_track(bundle, backend, unified_clips):
     recognizer = make(bundle, backend)

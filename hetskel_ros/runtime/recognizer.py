@@ -80,6 +80,7 @@ class RecognizerConfig:
     idle_motion: float = 0.0  # joint speed (torso lengths/s) below which a person is "idle" (0: never)
     top_k: int = 3
     smoothing: float = 0.5  # EMA weight of the past windows (0: every window alone)
+    restart_on_change: bool = False  # a window confident (>= threshold) in another top-1 restarts the EMA from it
     max_tracks: int = 32  # per input: a flood of new ids on one input never locks out the people of another
     track_timeout_s: float = 2.0
     time_jump_s: float = 1.0
@@ -562,6 +563,10 @@ class Recognizer:
         previous = self._smoothed.get(pending.key)
         alpha = self.config.smoothing
         smoothed = probabilities if previous is None else alpha * previous + (1.0 - alpha) * probabilities
+        if previous is not None and self.config.restart_on_change:
+            top = int(np.argmax(probabilities))
+            if probabilities[top] >= self.config.threshold and top != int(np.argmax(previous)):
+                smoothed = probabilities  # a change of action costs no smoothing lag
         self._smoothed[pending.key] = smoothed
         order = np.argsort(-smoothed, kind="stable")[: self.config.top_k]
         hypotheses = tuple(Hypothesis(int(i), self.labels[i], float(smoothed[i])) for i in order)
