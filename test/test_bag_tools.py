@@ -139,6 +139,22 @@ def test_idle_gaps_are_real_standing_phases_never_a_held_pose():
         StreamOptions(idle="noise")
 
 
+def test_make_selects_a_held_out_group_and_renames_labels_to_the_shared_vocabulary(tmp_path):
+    source = share_dir() / "data" / "nw_ucla_sample.npz"
+    data = load_sequences(source)
+    groups, names = data.group("view")
+    view = names[-1]
+    bag = tmp_path / "ucla"
+    assert cli.main(["make", str(bag), "--source", str(source), "--group", f"view={view}", "--people", "1",
+                     "--shared-names", "nw_ucla", "--idle", "2", "3"]) == 0
+    segments = read_bag(bag).segments
+    assert len(segments) == int((groups == names.index(view)).sum())
+    labels = {s["label"] for s in segments}
+    assert "walk-around" not in labels and labels <= set(data.label_names) | {"walk"}
+    assert cli.main(["make", str(tmp_path / "x"), "--source", str(source), "--group", "view=v99"]) == 1
+    assert cli.main(["make", str(tmp_path / "y"), "--source", str(source), "--shared-names", "kinetics"]) == 1
+
+
 def test_a_sequence_set_npz_with_confidence_becomes_a_bag(tmp_path):
     """Files written by write_sequences (what training.formats readers give for NTU/PYSKL) plus confidence."""
     from hetskel_msgs.msg import SkeletonArray
