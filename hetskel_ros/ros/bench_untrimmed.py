@@ -27,12 +27,18 @@ DATA = share_dir().parent / "shared" / "data"
 # Held-out data of each set (training/configs/datasets.yaml), a bounded number of clips so the bench takes minutes.
 BAGS = {
     "mocap_youthful": (sample_path(), Selection(style="youthful")),
-    "utd_mhad": (DATA / "utd-mhad" / "utd_mhad.npz", Selection(per_label=2, limit=40)),
+    "nw_ucla_view3": (DATA / "nw-ucla" / "nw_ucla.npz",
+                      Selection(per_label=4, group="view", values=("v03",), shared_names="nw_ucla")),
+    "utd_mhad_even_subjects": (DATA / "utd-mhad" / "utd_mhad.npz",
+                               Selection(per_label=2, group="subject", values=("s02", "s04", "s06", "s08"),
+                                         shared_names="utd_mhad")),
 }
 SETTINGS = {
     "shipped_config": {},
     "stride_0.25_fill_0.25": {"window_stride_s": 0.25, "min_window_fill": 0.25},
     "stride_0.25_fill_0.25_idle_0.3": {"window_stride_s": 0.25, "min_window_fill": 0.25, "idle_motion": 0.3},
+    "stride_0.25_fill_0.25_idle_0.3_restart": {"window_stride_s": 0.25, "min_window_fill": 0.25, "idle_motion": 0.3,
+                                               "restart_on_change": True},
 }
 TARGETS = {"frame_accuracy": ">= 0.75 and >= idle_baseline + 0.20", "precision": ">= 0.70 per action",
            "false_on_idle_per_person_minute": "<= 1", "segment_map@0.5": ">= 0.75", "onset_median_s": "<= 0.6",
@@ -61,7 +67,8 @@ def main(argv: list[str] | None = None) -> int:
             bag = Path(tmp) / bag_name
             stream = make_bag(source, bag, selection, StreamOptions(people=3, idle_s=(2.0, 10.0)))
             entry = {"source": relative(source), "selection": selection.__dict__, "clips": len(stream.segments),
-                     "duration_s": stream.duration_s, "idle_fallbacks": stream.idle_fallbacks, "settings": {}}
+                     "duration_s": stream.duration_s, "idle_borrowed": stream.idle_borrowed,
+                     "idle_fallbacks": stream.idle_fallbacks, "settings": {}}
             for name, overrides in SETTINGS.items():
                 overrides = {**overrides, **({"model": args.model} if args.model else {})}
                 m = evaluate_bag(bag, Path(tmp) / f"{bag_name}_{name}", mode="offline", overrides=overrides,
