@@ -23,11 +23,9 @@ import numpy as np
 from hetskel_ros.runtime.detection_metrics import BACKGROUND
 from hetskel_ros.topology import Topology
 from hetskel_ros.topology.sequences import SequenceSet
+from hetskel_ros.topology.standing import ping_pong, standing_phase, standing_pool
 
 BLEND_S = 0.5  # the move from one clip's last pose to the next one's first pose, inside an idle gap
-MIN_PHASE_S = 0.3  # a standing phase shorter than this is not used as idle
-STILL_MAX = 0.1  # body heights/s of the fastest joints (90th percentile) a standing frame stays below
-# (measured at the clip ends of UTD-MHAD and the Bandai mocap: 0.04-0.08; waving hands: > 0.5)
 IDLE_KINDS = ("real", "hold")
 
 
@@ -97,39 +95,6 @@ def ground_axes(topology: Topology) -> list[int]:
     """Axes of the ground plane (3D) or the image's horizontal axis (2D): what a person moves along."""
     up = "xyz".index(topology.up[1])
     return [axis for axis in range(topology.dims) if axis != up]
-
-
-def standing_phase(clip: np.ndarray, fps: float, at_end: bool) -> np.ndarray:
-    """The frames at the clip's start (or end) where the person barely moves: the speed of the fastest joints (90th
-    percentile, smoothed over 0.2 s) below STILL_MAX body heights per second, so waving hands are never "still".
-    Empty when shorter than MIN_PHASE_S."""
-    if len(clip) < 3:
-        return clip[:0]
-    height = float(np.ptp(clip[0], axis=0).max()) or 1.0
-    speed = np.percentile(np.linalg.norm(np.diff(clip, axis=0), axis=-1), 90, axis=-1) * fps / height
-    width = max(1, round(0.2 * fps))
-    speed = np.convolve(speed, np.ones(width) / width, mode="same")
-    still = speed <= STILL_MAX
-    order = still[::-1] if at_end else still
-    count = int(np.argmin(order)) if not order.all() else len(order)
-    if count < MIN_PHASE_S * fps:
-        return clip[:0]
-    return clip[len(clip) - count:] if at_end else clip[: count + 1]
-
-
-def standing_pool(clips: list[np.ndarray], fps: float) -> list[np.ndarray]:
-    """Every standing phase (start and end) of a set's clips: what a clip without one borrows."""
-    phases = [standing_phase(c, fps, at_end) for c in clips for at_end in (False, True)]
-    return [p for p in phases if len(p)]
-
-
-def ping_pong(phase: np.ndarray, count: int, end_at_first: bool = False) -> np.ndarray:
-    """``count`` frames of ``phase`` played forwards, backwards, forwards...; starting at its first frame, or (with
-    ``end_at_first``) ending at it, so the gap joins the clip it leads into."""
-    cycle = np.concatenate([phase, phase[-2:0:-1]]) if len(phase) > 2 else phase
-    reps = -(-count // len(cycle)) + 1
-    frames = np.concatenate([cycle] * reps)[:count]
-    return frames[::-1] if end_at_first else frames
 
 
 def assign_clips(lengths: list[int], people: int, rng: np.random.Generator) -> list[list[int]]:
