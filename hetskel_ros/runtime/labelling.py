@@ -70,15 +70,18 @@ class Labelled:
 
 
 def next_label(state: LabelState, smoothed: np.ndarray, labels: list[str], stamp: float, motion: float,
-               settings: LabelSettings) -> Labelled:
-    """Advance ``state`` by one window (its smoothed scores, newest stamp and motion); returns the window's label."""
+               settings: LabelSettings, verdict: str = "") -> Labelled:
+    """Advance ``state`` by one window (its smoothed scores, newest stamp and motion, and the bundle calibration's
+    verdict on its features: IDLE, UNKNOWN or "" for a known action); returns the window's label."""
     top = int(np.argmax(smoothed))
     name, score = labels[top], float(smoothed[top])
-    still = settings.idle_motion > 0.0 and math.isfinite(motion) and motion < settings.idle_motion
-    candidate = name if (score >= settings.threshold and name not in BACKGROUND_LABELS and not still) else ""
+    still = verdict == IDLE or (settings.idle_motion > 0.0 and math.isfinite(motion) and motion < settings.idle_motion)
+    rejected = verdict == UNKNOWN
+    candidate = name if (score >= settings.threshold and name not in BACKGROUND_LABELS and not still
+                         and not rejected) else ""
     current = state.action
     release = min(settings.release_threshold, settings.threshold)
-    keep = bool(current) and not still and (candidate == current or (
+    keep = bool(current) and not still and not rejected and (candidate == current or (
         not candidate and float(smoothed[labels.index(current)]) >= release))
     ended = ""
     if current and not keep:

@@ -47,6 +47,7 @@ from dataclasses import dataclass, field, fields
 import numpy as np
 
 from hetskel_ros.model.bundle import Bundle
+from hetskel_ros.model.calibration import read_calibration
 from hetskel_ros.model.features import empty_row, fill_slot
 from hetskel_ros.runtime.association import AssociationRule, Candidate, associate
 from hetskel_ros.runtime.buffers import TrackBuffer
@@ -217,6 +218,10 @@ class Recognizer:
         self.window, self.fps = int(cfg.window), float(cfg.fps)
         self.span = (self.window - 1) / self.fps
         self.labels = list(bundle.label_names)
+        self.calibration = read_calibration(bundle.path)  # idle class and open-set rejection, when the bundle has one
+        if self.calibration is not None and self.calibration.labels != self.labels:
+            raise ValueError(f"bundle {bundle.path}: its calibration was fitted for labels "
+                             f"{self.calibration.labels}, not the head's {self.labels}")
         self.normalization = Normalization.from_dict(bundle.normalization, self.skeleton)
         self.groups = self._groups(inputs)
         self.counters = {name: InputCounters() for name in self.inputs}
@@ -540,7 +545,7 @@ class Recognizer:
         inputs["t2d"] = inputs["t2d"].astype(np.int64)
         began = time.perf_counter()
         try:
-            _, scores = self.backend.infer(inputs)
+            features, scores = self.backend.infer(inputs)
         except Exception:
             self.events["windows_dropped"] += len(batch)  # counted, then the caller reports the error
             raise
@@ -548,18 +553,19 @@ class Recognizer:
         self.batch_sizes.append(len(batch))
         self.events["batches"] += 1
         self.events["windows"] += len(batch)
+        verdicts = self.calibration.judge(features) if self.calibration is not None else [""] * len(batch)
         decisions = []
-        for pending, probabilities in zip(batch, scores, strict=True):
+        for pending, probabilities, verdict in zip(batch, scores, verdicts, strict=True):
             probabilities = np.asarray(probabilities, np.float64)
             if not np.isfinite(probabilities).all():  # never into the smoothing state: it would keep the NaN
                 self.events["windows_non_finite"] += 1
                 continue
             for name in pending.inputs:
                 self.counters[name].decisions += 1
-            decisions.append(self._decide(pending, probabilities))
+            decisions.append(self._decide(pending, probabilities, verdict))
         return decisions
 
-    def _decide(self, pending: _Pending, probabilities: np.ndarray) -> Decision:
+    def _decide(self, pending: _Pending, probabilities: np.ndarray, verdict: str = "") -> Decision:
         previous = self._smoothed.get(pending.key)
         alpha = self.config.smoothing
         smoothed = probabilities if previous is None else alpha * previous + (1.0 - alpha) * probabilities
@@ -571,7 +577,7 @@ class Recognizer:
         order = np.argsort(-smoothed, kind="stable")[: self.config.top_k]
         hypotheses = tuple(Hypothesis(int(i), self.labels[i], float(smoothed[i])) for i in order)
         state = self._label_states.setdefault(pending.key, LabelState())
-        labelled = next_label(state, smoothed, self.labels, pending.stamp, pending.motion, self.config)
+        labelled = next_label(state, smoothed, self.labels, pending.stamp, pending.motion, self.config, verdict)
         held = labelled.label in self.labels and labelled.label != IDLE
         score = float(smoothed[self.labels.index(labelled.label)]) if held else hypotheses[0].score
         return Decision(track_id=pending.track_id, source=pending.decision_source, window_start=pending.start,

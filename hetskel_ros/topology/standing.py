@@ -41,6 +41,8 @@ def standing_pool(clips: list[np.ndarray], fps: float) -> list[np.ndarray]:
 def ping_pong(phase: np.ndarray, count: int, end_at_first: bool = False) -> np.ndarray:
     """``count`` frames of ``phase`` played forwards, backwards, forwards...; starting at its first frame, or (with
     ``end_at_first``) ending at it, so the gap joins the clip it leads into."""
+    if not len(phase):
+        raise ValueError("ping_pong needs at least one frame of a standing phase")
     cycle = np.concatenate([phase, phase[-2:0:-1]]) if len(phase) > 2 else phase
     reps = -(-count // len(cycle)) + 1
     frames = np.concatenate([cycle] * reps)[:count]
