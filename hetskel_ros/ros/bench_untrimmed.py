@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
@@ -46,10 +47,8 @@ TARGETS = {"frame_accuracy": ">= 0.75 and >= idle_baseline + 0.20", "precision":
 
 
 def relative(path: Path) -> str:
-    try:
-        return str(Path(path).resolve().relative_to(share_dir().resolve()))
-    except ValueError:
-        return str(path)
+    """A path as the repository sees it (../shared/data/... for the shared data sets)."""
+    return os.path.relpath(Path(path).resolve(), share_dir().resolve())
 
 
 def main(argv: list[str] | None = None) -> int:
