@@ -377,6 +377,21 @@ def test_stale_tracks_are_freed_after_the_timeout(bundle, backend, unified_clips
     assert recognizer.active_tracks() == 0 and recognizer.events["tracks_freed"] == 2
 
 
+def test_a_person_who_leaves_before_the_first_window_still_gets_one_label(bundle, backend, unified_clips):
+    """A 0.6 s visit (the first window is due after half a 2 s window): one window at its last frame, when it is
+    freed, padded with its first frame as training pads short clips; never silence."""
+    recognizer = make(bundle, backend, track_timeout_s=1.0, stagger=False)
+    visit = observations(unified_clips[9], 1)[:18]
+    assert feed(recognizer, visit) == []
+    decisions = recognizer.step(visit[-1].stamp + 1.1)
+    assert len(decisions) == 1 and decisions[0].stamp == pytest.approx(visit[-1].stamp)
+    assert recognizer.events["windows_at_track_end"] == 1 and recognizer.active_tracks() == 0
+    assert not recognizer._smoothed and not recognizer._label_states  # a freed track leaves no state behind
+    long = make(bundle, backend, track_timeout_s=1.0, stagger=False)
+    feed(long, observations(unified_clips[9], 1)[:60])
+    assert long.step(60 / FPS + 1.1) == [] and long.events["windows_at_track_end"] == 0
+
+
 def test_a_gap_longer_than_the_timeout_starts_the_track_over(bundle, backend, unified_clips):
     recognizer = make(bundle, backend, track_timeout_s=1.0)
     stream = observations(unified_clips[9])

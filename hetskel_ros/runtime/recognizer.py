@@ -65,7 +65,7 @@ DROP_REASONS = ("malformed", "out_of_range", "stale_stamp", "future_stamp", "dup
 # Events that are not drops: counted for diagnostics and tests.
 EVENTS = ("track_reset_backwards", "track_reset_gap", "track_reset_topology", "reset_input_time_jump",
           "reset_all_clock_back", "tracks_freed", "windows", "windows_fused", "windows_dropped",
-          "windows_non_finite", "batches")
+          "windows_non_finite", "batches", "windows_at_track_end")
 STAMP_TOLERANCE_S = 1e-6  # a frame this close to a due time counts as on it (stamps are float seconds)
 GOLDEN = (math.sqrt(5.0) - 1.0) / 2.0  # stagger fractions k * GOLDEN mod 1 spread any number of tracks evenly
 
@@ -161,6 +161,7 @@ class _Track:
     last_stamp: float
     last_arrival: float
     next_due: float
+    windows: int = 0  # windows cut so far (a track that leaves before its first gets one at its end)
 
 
 @dataclass
@@ -462,6 +463,7 @@ class Recognizer:
     def _schedule(self, track: _Track) -> None:
         """Cut the window ending at the track's newest frame, and move its next due time along the grid."""
         end = track.last_stamp
+        track.windows += 1
         track.next_due = float(next_due(track.next_due, end, self.config.window_stride_s, STAMP_TOLERANCE_S))
         group = next((g for g in self.groups.values() if track.input in (g.primary, g.secondary)), None)
         times = window_times(end, self.window, self.fps)
@@ -563,6 +565,9 @@ class Recognizer:
             for name in pending.inputs:
                 self.counters[name].decisions += 1
             decisions.append(self._decide(pending, probabilities, verdict))
+            if (pending.input, pending.track_id) not in self._tracks:  # a track's last window: forget its state
+                self._smoothed.pop(pending.key, None)
+                self._label_states.pop(pending.key, None)
         return decisions
 
     def _decide(self, pending: _Pending, probabilities: np.ndarray, verdict: str = "") -> Decision:
@@ -590,6 +595,10 @@ class Recognizer:
         """Free tracks that received nothing for track_timeout_s (by arrival time); returns how many."""
         stale = [k for k, t in self._tracks.items() if now - t.last_arrival > self.config.track_timeout_s]
         for key in stale:
+            track = self._tracks[key]
+            if not track.windows and len(track.buffer) >= 2:  # a short visit still gets its one label, never silence
+                self.events["windows_at_track_end"] += 1
+                self._schedule(track)
             self._free(key, "tracks_freed")
         return len(stale)
 
