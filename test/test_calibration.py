@@ -92,3 +92,13 @@ def test_a_calibration_for_other_labels_is_refused(fitted, tmp_path):
     with pytest.raises(ValueError, match="calibration was fitted for labels"):
         Recognizer(bundle, load_backend(bundle, "onnxruntime", threads=1), [InputSpec("kinect")])
     assert UNKNOWN == "unknown"
+
+
+def test_the_calibrate_command_writes_a_calibrated_bundle_from_training_splits(tmp_path):
+    from training.calibrate import main
+
+    out = tmp_path / "calibrated.hetskel"
+    assert main(["--out", str(out), "--per-class", "3", "--idle-per-set", "40", "--idle-sets", "utd_mhad"]) == 0
+    calibration = read_calibration(out)
+    assert calibration is not None and calibration.has_idle and set(calibration.labels) <= set(calibration.stats)
+    assert calibration.provenance["idle_sets"] == "utd_mhad" and 0.0 < calibration.reject_distance < 2.0
