@@ -18,6 +18,7 @@ import pytest
 import yaml
 from recognizer_support import mocap_sample, stand_in_bundle_path
 
+from hetskel_ros.paths import share_dir
 from hetskel_ros.ros.bagtools import cli
 from hetskel_ros.ros.bagtools.bag_io import BagError, read_bag
 from hetskel_ros.ros.bagtools.demo import demo_bag
@@ -26,7 +27,7 @@ from hetskel_ros.ros.bagtools.stream import StreamOptions, compose_stream
 from hetskel_ros.runtime.detection_metrics import BACKGROUND
 from hetskel_ros.runtime.samples import default_bundle_path
 from hetskel_ros.topology import load_topology
-from hetskel_ros.topology.sequences import write_sequences
+from hetskel_ros.topology.sequences import load_sequences, write_sequences
 
 FPS = 30.0
 
@@ -112,6 +113,46 @@ def test_stream_is_untrimmed_with_idle_gaps_and_labelled_frames():
     starts = np.array([p.positions[0].mean(axis=0) for p in stream.people])
     assert np.allclose(starts[:, 0], [-2.0, 0.0, 2.0], atol=0.02)  # people start 2 m apart sideways, facing z
     assert np.allclose(starts[:, 2], 0.0, atol=0.02)
+
+
+def test_idle_gaps_are_real_standing_phases_never_a_held_pose():
+    """UTD-MHAD (Kinect v1): 2-10 s gaps made of the data's own standing frames, played to and fro and blended."""
+    data = load_sequences(share_dir() / "data" / "utd_mhad_sample.npz")
+    stream = compose_stream(data, load_topology(data.topology), StreamOptions(people=2, idle_s=(2.0, 10.0)))
+    assert stream.idle_fallbacks == 0 and stream.idle_borrowed > 0
+    held = compose_stream(data, load_topology(data.topology), StreamOptions(people=2, idle_s=(2.0, 10.0),
+                                                                             idle="hold"))
+    source = np.concatenate([np.asarray(c, np.float32) for c in data.sequences])
+    source = (source - source.mean(axis=1, keepdims=True)).reshape(len(source), -1)  # poses, wherever they stand
+
+    def from_the_data(person) -> float:
+        """Share of idle frames that are a frame of the data set moved on the ground (blends aside)."""
+        idle = person.positions[[label == BACKGROUND for label in person.labels]][::10]  # every 10th: seconds
+        poses = (idle - idle.mean(axis=1, keepdims=True)).reshape(len(idle), -1)
+        nearest = np.sqrt(((poses[:, None, :] - source[None, :, :]) ** 2).sum(-1).min(axis=1))
+        return float((nearest < 1e-3).mean())
+
+    for real, hold in zip(stream.people, held.people, strict=True):
+        assert from_the_data(real) > 0.6  # the rest: the 0.5 s blends between two standing phases
+        assert from_the_data(hold) < 0.05  # a held pose with noise is no frame of the data
+    with pytest.raises(ValueError, match="idle must be one of"):
+        StreamOptions(idle="noise")
+
+
+def test_make_selects_a_held_out_group_and_renames_labels_to_the_shared_vocabulary(tmp_path):
+    source = share_dir() / "data" / "nw_ucla_sample.npz"
+    data = load_sequences(source)
+    groups, names = data.group("view")
+    view = names[-1]
+    bag = tmp_path / "ucla"
+    assert cli.main(["make", str(bag), "--source", str(source), "--group", f"view={view}", "--people", "1",
+                     "--shared-names", "nw_ucla", "--idle", "2", "3"]) == 0
+    segments = read_bag(bag).segments
+    assert len(segments) == int((groups == names.index(view)).sum())
+    labels = {s["label"] for s in segments}
+    assert "walk-around" not in labels and labels <= set(data.label_names) | {"walk"}
+    assert cli.main(["make", str(tmp_path / "x"), "--source", str(source), "--group", "view=v99"]) == 1
+    assert cli.main(["make", str(tmp_path / "y"), "--source", str(source), "--shared-names", "kinetics"]) == 1
 
 
 def test_a_sequence_set_npz_with_confidence_becomes_a_bag(tmp_path):

@@ -30,7 +30,7 @@ from rosgraph_msgs.msg import Clock
 from std_msgs.msg import String
 
 from hetskel_ros.ros.action_reactor import ActionReactor, ReactorConfig
-from hetskel_ros.ros.bt import ActionObserved, ActionsToBlackboard, WaitForAction
+from hetskel_ros.ros.bt import ActionObserved, ActionsToBlackboard, WaitForAction, WaitForActionEvent
 from hetskel_ros.ros.bt.tracked_actions import NS_PER_S
 
 _names = itertools.count()
@@ -141,7 +141,12 @@ def test_action_observed_by_label_score_and_track(ros: Any) -> None:
         "wave >= 0.95 (below min score)": ActionObserved("d", "wave-right-hand", 0.95, **common),
         "run (not seen)": ActionObserved("e", "run", 0.1, **common),
         "wave from webcam (wrong source)": ActionObserved("f", "wave-right-hand", 0.5, source="webcam", **common),
-        "walk >= 0.3 (top-1 under 'unknown')": ActionObserved("g", "walk", 0.3, track_id=7, **common),
+        "walk >= 0.3 (top-1 under 'unknown', opted in)": ActionObserved("g", "walk", 0.3, track_id=7,
+                                                                        below_threshold=True, **common),
+        "walk >= 0.3 (top-1 under 'unknown')": ActionObserved("h", "walk", 0.3, track_id=7, **common),
+        "wave (top-1 under 'idle', opted in)": ActionObserved("i", "wave-left-hand", 0.3, track_id=8,
+                                                              below_threshold=True, **common),
+        "idle": ActionObserved("j", "idle", 0.3, track_id=8, **common),
     }
     tree = Checks(writer, *conditions.values())
     tree.setup(node=node)
@@ -151,7 +156,8 @@ def test_action_observed_by_label_score_and_track(ros: Any) -> None:
     assert writer.status == Status.RUNNING  # no ActionArray yet
     assert all(c.status == Status.FAILURE for c in conditions.values())
 
-    source.send(make_action("wave-right-hand", 0.8, track_id=3), make_action("unknown", 0.4, track_id=7, top1="walk"))
+    source.send(make_action("wave-right-hand", 0.8, track_id=3), make_action("unknown", 0.4, track_id=7, top1="walk"),
+                make_action("idle", 0.6, track_id=8, top1="wave-left-hand"))
     tick_until(tree, lambda: writer.status == Status.SUCCESS)
     statuses = {what: c.status for what, c in conditions.items()}
     assert statuses == {
@@ -161,7 +167,10 @@ def test_action_observed_by_label_score_and_track(ros: Any) -> None:
         "wave >= 0.95 (below min score)": Status.FAILURE,
         "run (not seen)": Status.FAILURE,
         "wave from webcam (wrong source)": Status.FAILURE,
-        "walk >= 0.3 (top-1 under 'unknown')": Status.SUCCESS,
+        "walk >= 0.3 (top-1 under 'unknown', opted in)": Status.SUCCESS,
+        "walk >= 0.3 (top-1 under 'unknown')": Status.FAILURE,  # a label acted on means the action happened
+        "wave (top-1 under 'idle', opted in)": Status.FAILURE,  # a still person does no action, whatever the top-1
+        "idle": Status.SUCCESS,
     }
     assert "kinect/3 'wave-right-hand' 0.80" in conditions["wave by track 3"].feedback_message
 
@@ -277,6 +286,42 @@ def test_wait_for_action_times_out_then_succeeds_on_a_new_action(ros: Any) -> No
     source.send(make_action("wave-both-hands", 0.9, track_id=1))
     tick_until(tree, lambda: wait.status == Status.SUCCESS, timeout=2.0)
     assert tree.root.status == Status.SUCCESS
+
+
+def test_wait_for_action_event_sees_a_start_and_an_end_even_between_two_ticks(ros: Any) -> None:
+    """The node decides starts and ends (hysteresis); a tree waits for them, and one tick may cover both."""
+    topic, key = unique("actions"), unique("/bb") + "/actions"
+    events_key = key + "_events"
+    node = ros.node(unique("bt"))
+    source = Source(ros, topic)
+    writer = ActionsToBlackboard(topic_name=topic, variable_name=key, events_variable_name=events_key)
+    started = WaitForActionEvent("WaveStarted", "wave-right-hand", "start", track_id=3, timeout_s=5.0,
+                                 events_variable_name=events_key)
+    ended = WaitForActionEvent("WaveEnded", "wave-right-hand", "end", track_id=3, timeout_s=5.0,
+                               events_variable_name=events_key, matches_variable_name="/ended_event")
+    tree = Checks(writer, started, ended)
+    tree.setup(node=node)
+    ros.wait_for_subscribers(source.pub)
+    for behaviour in (started, ended):
+        behaviour.initialise()
+    tree.tick()
+    assert started.status == ended.status == Status.RUNNING
+
+    wave = make_action("wave-right-hand", 0.8, track_id=3)
+    wave.started = True
+    other = make_action("wave-right-hand", 0.9, track_id=4)  # another person: never the answer
+    other.started = True
+    stop = make_action("idle", 0.7, track_id=3)
+    stop.ended = "wave-right-hand"
+    source.send(wave, other)
+    source.send(stop)  # both arrays before the next tick: the latest Action of track 3 is idle, yet both events count
+    time.sleep(0.3)
+    tick_until(tree, lambda: started.status == ended.status == Status.SUCCESS)
+    assert "3 start of 'wave-right-hand'" in started.feedback_message
+    event = py_trees.blackboard.Blackboard.get("/ended_event")
+    assert (event.kind, event.label, event.key) == ("end", "wave-right-hand", ("kinect", 3))
+    with pytest.raises(ValueError, match="event must be one of"):
+        WaitForActionEvent("bad", "wave", "begin")
 
 
 # --------------------------------------------------------------------------------------------------- clearing

@@ -162,3 +162,29 @@ def test_bad_ground_truth_is_refused():
         TrackTruth(np.arange(3.0), ["a"])
     with pytest.raises(ValueError, match="increase"):
         TrackTruth(np.array([0.0, 0.0]), ["a", "a"])
+
+
+def test_events_count_segments_not_messages_with_onset_latency_and_unknown_actions():
+    # 0-1 s idle, 1-2 s wave, 2-3 s idle, 3-4 s "kick" (unknown to the model), at 10 Hz
+    labels = [BACKGROUND] * 10 + ["wave"] * 10 + [BACKGROUND] * 10 + ["kick"] * 10
+    gt = {1: truth(labels)}
+    ends = [0.3 + 0.1 * k for k in range(37)]
+    predicted = []
+    for end in ends:
+        if 1.25 <= end < 2.1:
+            predicted.append("wave")  # labelled 0.25 s after the onset
+        elif 2.45 <= end < 2.8:
+            predicted.append("wave")  # one false segment of several messages on an idle person
+        elif end >= 3.55:
+            predicted.append("walk")  # the unknown action half called an action
+        else:
+            predicted.append(UNKNOWN)
+    ev = evaluate(gt, windows(1, ends, predicted, span=0.2), ["wave", "walk"], known=["wave", "walk"])
+    e = ev.events.to_dict()
+    assert (e["segments"], e["labelled"]) == (1, 1)  # "kick" is not a segment the model could label
+    assert e["onset_latency_s"]["median"] == pytest.approx(0.3, abs=1e-6)
+    assert (e["predicted_segments"], e["right_segments"], e["false_segments"]) == (3, 1, 2)
+    assert e["false_segments_on_idle"] == 2  # the idle one, and the one on the unknown action
+    assert e["per_action"]["wave"]["precision"] == pytest.approx(0.5)
+    assert e["unknown_actions"]["rejection"] == pytest.approx(6 / 10)  # frames 3.0-3.5 s before the first "walk"
+    assert ev.frames.idle_baseline == pytest.approx(30 / 40)  # unknown frames count as background

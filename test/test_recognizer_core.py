@@ -167,6 +167,40 @@ def test_smoothing_top_k_and_unknown(bundle, backend, unified_clips):
     assert all(d.label == d.hypotheses[0].label for d in labelled)
 
 
+def test_a_confident_change_of_action_restarts_the_smoothing_and_labels_carry_events(bundle, backend, unified_clips):
+    """Two real clips of different actions one after the other (the mocap sample's wave-both-hands, then walk)."""
+    first, second = unified_clips[14], unified_clips[8]
+    stream = observations(first) + observations(second, start=len(first[0]) / FPS)
+    raw = feed(make(bundle, backend, smoothing=0.0, top_k=len(bundle.label_names), threshold=0.0), stream)
+    threshold = float(np.median([r.score for r in raw]))  # the stand-in bundle's scores: half the windows confident
+    restarted = feed(make(bundle, backend, smoothing=0.9, top_k=len(bundle.label_names), threshold=threshold,
+                          restart_on_change=True), stream)
+    expected, restarts = None, 0
+    for r, d in zip(raw, restarted, strict=True):
+        scores = np.zeros(len(bundle.label_names))
+        for h in r.hypotheses:
+            scores[h.class_id] = h.score
+        if expected is None or (scores.max() >= threshold and scores.argmax() != expected.argmax()):
+            restarts += expected is not None
+            expected = scores
+        else:
+            expected = 0.9 * expected + 0.1 * scores
+        assert d.hypotheses[0].class_id == int(expected.argmax())
+    assert restarts >= 1
+    # events: a started action is the window's label and new; an ended one was the label before; no other changes
+    previous, events = "", 0
+    for d in restarted:
+        if d.started:
+            assert d.label not in ("idle", "unknown") and (d.label != previous or d.ended == previous)
+        elif d.label not in ("idle", "unknown"):
+            assert d.label == previous  # an action label without a start goes on
+        if d.ended:
+            assert d.ended == previous
+        events += d.started + bool(d.ended)
+        previous = d.label
+    assert events >= 2
+
+
 # -- resets, expiry, limits -------------------------------------------------------------------------------------
 def test_a_repeated_stamp_is_dropped_and_a_backward_one_resets_the_track(bundle, backend, unified_clips):
     recognizer = make(bundle, backend)
@@ -341,6 +375,21 @@ def test_stale_tracks_are_freed_after_the_timeout(bundle, backend, unified_clips
     assert recognizer.active_tracks() == 2
     recognizer.step(0.3 + 1.1)
     assert recognizer.active_tracks() == 0 and recognizer.events["tracks_freed"] == 2
+
+
+def test_a_person_who_leaves_before_the_first_window_still_gets_one_label(bundle, backend, unified_clips):
+    """A 0.6 s visit (the first window is due after half a 2 s window): one window at its last frame, when it is
+    freed, padded with its first frame as training pads short clips; never silence."""
+    recognizer = make(bundle, backend, track_timeout_s=1.0, stagger=False)
+    visit = observations(unified_clips[9], 1)[:18]
+    assert feed(recognizer, visit) == []
+    decisions = recognizer.step(visit[-1].stamp + 1.1)
+    assert len(decisions) == 1 and decisions[0].stamp == pytest.approx(visit[-1].stamp)
+    assert recognizer.events["windows_at_track_end"] == 1 and recognizer.active_tracks() == 0
+    assert not recognizer._smoothed and not recognizer._label_states  # a freed track leaves no state behind
+    long = make(bundle, backend, track_timeout_s=1.0, stagger=False)
+    feed(long, observations(unified_clips[9], 1)[:60])
+    assert long.step(60 / FPS + 1.1) == [] and long.events["windows_at_track_end"] == 0
 
 
 def test_a_gap_longer_than_the_timeout_starts_the_track_over(bundle, backend, unified_clips):

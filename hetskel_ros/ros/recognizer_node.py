@@ -13,6 +13,7 @@ track expiry checks. Bad input never stops the node: it is dropped and counted b
 from __future__ import annotations
 
 import logging
+import math
 import time
 import traceback
 from typing import Any
@@ -54,7 +55,9 @@ def action_array(decisions: list[Decision], stamp: float) -> ActionArray:
     msg.header.frame_id = frames.pop() if len(frames) == 1 else ""
     for decision in decisions:
         action = Action(track_id=decision.track_id, source=decision.source, window_start=to_time(decision.window_start),
-                        label=decision.label, score=float(decision.score),
+                        label=decision.label, score=float(decision.score), started=decision.started,
+                        ended=decision.ended, since=to_time(decision.since if math.isfinite(decision.since)
+                                                            else decision.stamp),
                         hypotheses=[ActionHypothesis(class_id=h.class_id, label=h.label, score=float(h.score))
                                     for h in decision.hypotheses])
         action.header.stamp = to_time(decision.stamp)

@@ -7,6 +7,9 @@ predictions are the recognizer's windows (track, window start, stamp of the wind
   before the frame's stamp. "unknown" and "no prediction yet" count as background, so an idle frame is right when
   the recognizer says nothing or "unknown". ``frame_accuracy`` is over all frames, ``action_frame_accuracy`` over
   the frames where the person acts; per-class precision and recall are frame counts of each action class.
+  ``idle_baseline`` is the frame accuracy of a recognizer that always says idle (the share of background frames):
+  frame accuracy means something only well above it. With ``known`` (the model's labels), frames of actions the
+  model does not know count as background: calling them idle or unknown is right.
 * Segment level (the action detection protocol of paper 002, sec. 4.2, after Liu et al. PKU-MMD): ground-truth
   segments are the runs of one action label of a track; predicted segments are runs of consecutive windows of a
   track with the same label (not "unknown"), scored by the windows' mean score. A window speaks for the stretch of
@@ -15,6 +18,8 @@ predictions are the recognizer's windows (track, window start, stamp of the wind
   ground-truth segment of the same class and track with temporal IoU >= the threshold, best score first;
   AP per class is the area under the interpolated precision-recall curve (all points, as ActivityNet's and
   PKU-MMD's evaluation code compute it); mAP averages the classes that have ground-truth segments.
+* Events (hetskel_ros.runtime.event_metrics): per-action segment precision and recall, onset latency, false
+  segments (per segment, not per message) and false alarms on idle people per person-minute.
 * Live runs add latency percentiles and the windows an offline run of the same bag made that never arrived.
 """
 
@@ -114,17 +119,18 @@ class FrameScores:
     action_frame_accuracy: float
     precision: dict[str, float | None]
     recall: dict[str, float | None]
+    idle_baseline: float = math.nan  # frame accuracy of always saying idle
 
 
 def frame_scores(truth: Mapping[int, TrackTruth], predictions: Mapping[int, Sequence[Prediction]],
-                 vocabulary: Sequence[str] = ()) -> FrameScores:
+                 vocabulary: Sequence[str] = (), known: Sequence[str] | None = None) -> FrameScores:
     gt_all: list[str] = []
     pred_all: list[str] = []
     missing = 0
     for track_id, track in sorted(truth.items()):
         labels, _ = frame_predictions(track.stamps, predictions.get(track_id, ()))
         missing += sum(1 for label in labels if label == NO_PREDICTION)
-        gt_all += track.labels
+        gt_all += track.labels if known is None else [g if g in known else BACKGROUND for g in track.labels]
         pred_all += [as_class(label) for label in labels]
     actions = [c for c in vocabulary if c != BACKGROUND]
     for label in (*gt_all, *pred_all):
@@ -150,7 +156,8 @@ def frame_scores(truth: Mapping[int, TrackTruth], predictions: Mapping[int, Sequ
         frames_without_prediction=missing,
         frame_accuracy=float(correct.sum() / frames) if frames else math.nan,
         action_frame_accuracy=float(correct[:-1].sum() / action_frames) if action_frames else math.nan,
-        precision=precision, recall=recall)
+        precision=precision, recall=recall,
+        idle_baseline=float(confusion[-1].sum() / frames) if frames else math.nan)
 
 
 # -- segments ----------------------------------------------------------------------------------------------------
@@ -244,8 +251,11 @@ class DetectionScores:
 
 
 def detection_scores(truth: Mapping[int, TrackTruth], predictions: Mapping[int, Sequence[Prediction]],
-                     thresholds: Iterable[float] = IOU_THRESHOLDS) -> DetectionScores:
-    gt = [s for track_id, track in sorted(truth.items()) for s in truth_segments(track_id, track)]
+                     thresholds: Iterable[float] = IOU_THRESHOLDS, known: Sequence[str] | None = None
+                     ) -> DetectionScores:
+    """Segment mAP over the actions of the truth (with ``known``: only those the model knows)."""
+    gt = [s for track_id, track in sorted(truth.items()) for s in truth_segments(track_id, track)
+          if known is None or s.label in known]
     pred = [s for track_id in sorted(predictions) for s in predicted_segments(track_id, predictions[track_id])]
     classes = sorted({s.label for s in gt})
     thresholds = tuple(float(t) for t in thresholds)
@@ -316,13 +326,16 @@ class Evaluation:
     windows: int
     latency: dict[str, float | int] | None = None
     comparison: WindowComparison | None = None
+    events: Any = None  # event_metrics.EventScores
+
 
     def to_dict(self) -> dict[str, Any]:
         f, d = self.frames, self.detection
         out: dict[str, Any] = {
             "frames": f.frames, "action_frames": f.action_frames,
             "frames_without_prediction": f.frames_without_prediction,
-            "frame_accuracy": f.frame_accuracy, "action_frame_accuracy": f.action_frame_accuracy,
+            "frame_accuracy": f.frame_accuracy, "idle_baseline": f.idle_baseline,
+            "action_frame_accuracy": f.action_frame_accuracy,
             "precision": f.precision, "recall": f.recall,
             "confusion": {"classes": f.classes, "matrix": f.confusion.tolist()},
             "segment_map": {f"{t:g}": d.mean_ap[t] for t in d.thresholds},
@@ -330,6 +343,8 @@ class Evaluation:
             "truth_segments": len(d.truth_segments), "predicted_segments": len(d.predicted_segments),
             "windows": self.windows,
         }
+        if self.events is not None:
+            out["events"] = self.events.to_dict()
         if self.latency is not None:
             out["latency"] = self.latency
         if self.comparison is not None:
@@ -342,12 +357,16 @@ class Evaluation:
 
 def evaluate(truth: Mapping[int, TrackTruth], predictions: Sequence[Prediction], vocabulary: Sequence[str] = (), *,
              thresholds: Iterable[float] = IOU_THRESHOLDS, latencies_s: Sequence[float] | None = None,
-             reference: Sequence[Prediction] | None = None) -> Evaluation:
-    """All scores of one run. ``reference``: an offline run of the same bag, to count dropped windows (live)."""
+             reference: Sequence[Prediction] | None = None, known: Sequence[str] | None = None) -> Evaluation:
+    """All scores of one run. ``reference``: an offline run of the same bag, to count dropped windows (live).
+    ``known``: the model's labels; ground-truth actions outside them should be called idle or unknown."""
+    from hetskel_ros.runtime.event_metrics import event_scores  # it builds on this module's segments
+
     tracks = by_track(predictions)
     return Evaluation(
-        frames=frame_scores(truth, tracks, vocabulary),
-        detection=detection_scores(truth, tracks, thresholds),
+        frames=frame_scores(truth, tracks, vocabulary, known),
+        detection=detection_scores(truth, tracks, thresholds, known),
         windows=len(predictions),
         latency=latency_summary(latencies_s) if latencies_s is not None else None,
-        comparison=compare_windows(reference, predictions) if reference is not None else None)
+        comparison=compare_windows(reference, predictions) if reference is not None else None,
+        events=event_scores(truth, predictions, known))

@@ -14,7 +14,11 @@ topology's up axis (yaw-aligned for 3D as the bundle says, never for 2D). So the
 depend only on the messages, never on when a timer fired: the live node and an offline replay agree.
 
 Scores are the model's softmax probabilities, smoothed per (source, track) by an exponential moving average over
-windows, then cut to the top-k hypotheses; the label is "unknown" when the top score is below the threshold.
+windows, then cut to the top-k hypotheses. The label (hetskel_ros.runtime.labelling) is an action, "idle" (the person
+barely moves) or "unknown" (no action confident), with start/end events under hysteresis: an action starts at
+``threshold`` and lasts while its smoothed score stays >= ``release_threshold``. A new person's windows start after
+``min_window_fill`` of a window: early windows are padded with the first frame, and a label comes as soon as the
+smoothed score is confident (a small fill, e.g. 0.25, labels short tracks; the first window never waits for more).
 
 Stamps: a frame whose stamp repeats its track's last is dropped ("duplicate_stamp"); a track whose stamps go back
 a little (less than ``time_jump_s``), or jump ahead by more than the track timeout, starts over. A stamp more than
@@ -43,16 +47,17 @@ from dataclasses import dataclass, field, fields
 import numpy as np
 
 from hetskel_ros.model.bundle import Bundle
+from hetskel_ros.model.calibration import read_calibration
 from hetskel_ros.model.features import empty_row, fill_slot
 from hetskel_ros.runtime.association import AssociationRule, Candidate, associate
 from hetskel_ros.runtime.buffers import TrackBuffer
+from hetskel_ros.runtime.labelling import IDLE, UNKNOWN, LabelState, next_label, window_motion  # noqa: F401 (re-exported)
 from hetskel_ros.runtime.observation import Observation
 from hetskel_ros.topology import TopologyError, load_robot, load_topology, load_unified
 from hetskel_ros.topology.limits import Limits
 from hetskel_ros.topology.normalize import Normalization
 from hetskel_ros.topology.window import next_due, window_times
 
-UNKNOWN = "unknown"
 FUSED = "fused"
 # Reasons the recognizer itself drops an observation (adapters add their own, see observation.InputRejected).
 DROP_REASONS = ("malformed", "out_of_range", "stale_stamp", "future_stamp", "duplicate_stamp", "over_rate",
@@ -60,7 +65,7 @@ DROP_REASONS = ("malformed", "out_of_range", "stale_stamp", "future_stamp", "dup
 # Events that are not drops: counted for diagnostics and tests.
 EVENTS = ("track_reset_backwards", "track_reset_gap", "track_reset_topology", "reset_input_time_jump",
           "reset_all_clock_back", "tracks_freed", "windows", "windows_fused", "windows_dropped",
-          "windows_non_finite", "batches")
+          "windows_non_finite", "batches", "windows_at_track_end")
 STAMP_TOLERANCE_S = 1e-6  # a frame this close to a due time counts as on it (stamps are float seconds)
 GOLDEN = (math.sqrt(5.0) - 1.0) / 2.0  # stagger fractions k * GOLDEN mod 1 spread any number of tracks evenly
 
@@ -69,11 +74,14 @@ GOLDEN = (math.sqrt(5.0) - 1.0) / 2.0  # stagger fractions k * GOLDEN mod 1 spre
 class RecognizerConfig:
     """Post-processing and scheduling settings (the node's parameters of the same names)."""
 
-    window_stride_s: float = 0.5
-    min_window_fill: float = 0.5  # fraction of a window span a new track needs before its first window
-    threshold: float = 0.5  # top score below this: label "unknown"
+    window_stride_s: float = 0.5  # a window costs ~3 ms: 0.25 gives quicker onsets (bench/results/untrimmed.json)
+    min_window_fill: float = 0.5  # fraction of a window span a new track needs before its first window (0.25: earlier)
+    threshold: float = 0.5  # smoothed top score needed to start an action (below it: "unknown")
+    release_threshold: float = 0.35  # an action goes on while its smoothed score stays >= this (hysteresis)
+    idle_motion: float = 0.0  # joint speed (torso lengths/s) below which a person is "idle" (0: never)
     top_k: int = 3
     smoothing: float = 0.5  # EMA weight of the past windows (0: every window alone)
+    restart_on_change: bool = False  # a window confident (>= threshold) in another top-1 restarts the EMA from it
     max_tracks: int = 32  # per input: a flood of new ids on one input never locks out the people of another
     track_timeout_s: float = 2.0
     time_jump_s: float = 1.0
@@ -85,6 +93,8 @@ class RecognizerConfig:
             "window_stride_s": (self.window_stride_s > 0, "> 0"),
             "min_window_fill": (0.0 <= self.min_window_fill <= 1.0, "in [0, 1]"),
             "threshold": (0.0 <= self.threshold <= 1.0, "in [0, 1]"),
+            "release_threshold": (0.0 <= self.release_threshold <= 1.0, "in [0, 1] (used: at most threshold)"),
+            "idle_motion": (self.idle_motion >= 0.0 and math.isfinite(self.idle_motion), ">= 0"),
             "top_k": (self.top_k >= 1, ">= 1"),
             "smoothing": (0.0 <= self.smoothing < 1.0, "in [0, 1)"),
             "max_tracks": (self.max_tracks >= 1, ">= 1"),
@@ -132,6 +142,9 @@ class Decision:
     score: float
     hypotheses: tuple[Hypothesis, ...]
     input: str  # the input whose track drove the window (the 3D one of a fused pair)
+    started: bool = False  # label is an action that began with this window
+    ended: str = ""  # the action that ended with this window
+    since: float = math.nan  # stamp of the first window of the current label
 
 
 @dataclass
@@ -148,6 +161,7 @@ class _Track:
     last_stamp: float
     last_arrival: float
     next_due: float
+    windows: int = 0  # windows cut so far (a track that leaves before its first gets one at its end)
 
 
 @dataclass
@@ -161,6 +175,7 @@ class _Pending:
     frame_id: str
     row: dict[str, np.ndarray | float | int]
     inputs: tuple[str, ...] = ()  # every input whose track is in the row (a fused row: both)
+    motion: float = math.nan  # the driving view's recent joint speed (labelling.window_motion)
 
 
 @dataclass
@@ -204,6 +219,10 @@ class Recognizer:
         self.window, self.fps = int(cfg.window), float(cfg.fps)
         self.span = (self.window - 1) / self.fps
         self.labels = list(bundle.label_names)
+        self.calibration = read_calibration(bundle.path)  # idle class and open-set rejection, when the bundle has one
+        if self.calibration is not None and self.calibration.labels != self.labels:
+            raise ValueError(f"bundle {bundle.path}: its calibration was fitted for labels "
+                             f"{self.calibration.labels}, not the head's {self.labels}")
         self.normalization = Normalization.from_dict(bundle.normalization, self.skeleton)
         self.groups = self._groups(inputs)
         self.counters = {name: InputCounters() for name in self.inputs}
@@ -214,6 +233,7 @@ class Recognizer:
         self._newest: dict[str, float] = {}
         self._held: dict[str, list[Observation]] = {}  # a message whose every person jumped, until the next one
         self._smoothed: dict[tuple[str, int], np.ndarray] = {}
+        self._label_states: dict[tuple[str, int], LabelState] = {}
         self._pending: deque[_Pending] = deque()
         self._last_now: float | None = None
         self._topologies: dict[str, tuple[int, str, Limits | None]] = {}
@@ -443,6 +463,7 @@ class Recognizer:
     def _schedule(self, track: _Track) -> None:
         """Cut the window ending at the track's newest frame, and move its next due time along the grid."""
         end = track.last_stamp
+        track.windows += 1
         track.next_due = float(next_due(track.next_due, end, self.config.window_stride_s, STAMP_TOLERANCE_S))
         group = next((g for g in self.groups.values() if track.input in (g.primary, g.secondary)), None)
         times = window_times(end, self.window, self.fps)
@@ -494,14 +515,19 @@ class Recognizer:
         """One model input row: each view in the slot of its dimensionality (a fused pair fills both)."""
         row = empty_row(self.window, self.skeleton.num_joints)
         views = [t for t in (first, second) if t is not None]
+        motion = math.nan
         for track in views:
-            fill_slot(row, *self._view(track, times), track.prompt)
+            x, present = self._view(track, times)
+            fill_slot(row, x, present, track.prompt)
+            if not math.isfinite(motion):
+                motion = window_motion(x, present, self.fps)
         driver = views[0]
         if len(self._pending) >= self.config.max_pending:
             self._pending.popleft()
             self.events["windows_dropped"] += 1
         self._pending.append(_Pending(key, source, driver.input, driver.track_id, float(times[0]),
-                                      float(times[-1]), driver.frame_id, row, tuple(t.input for t in views)))
+                                      float(times[-1]), driver.frame_id, row, tuple(t.input for t in views),
+                                      motion))
 
     # -- inference and post-processing --------------------------------------------------------------------------
     @property
@@ -521,7 +547,7 @@ class Recognizer:
         inputs["t2d"] = inputs["t2d"].astype(np.int64)
         began = time.perf_counter()
         try:
-            _, scores = self.backend.infer(inputs)
+            features, scores = self.backend.infer(inputs)
         except Exception:
             self.events["windows_dropped"] += len(batch)  # counted, then the caller reports the error
             raise
@@ -529,35 +555,50 @@ class Recognizer:
         self.batch_sizes.append(len(batch))
         self.events["batches"] += 1
         self.events["windows"] += len(batch)
+        verdicts = self.calibration.judge(features) if self.calibration is not None else [""] * len(batch)
         decisions = []
-        for pending, probabilities in zip(batch, scores, strict=True):
+        for pending, probabilities, verdict in zip(batch, scores, verdicts, strict=True):
             probabilities = np.asarray(probabilities, np.float64)
             if not np.isfinite(probabilities).all():  # never into the smoothing state: it would keep the NaN
                 self.events["windows_non_finite"] += 1
                 continue
             for name in pending.inputs:
                 self.counters[name].decisions += 1
-            decisions.append(self._decide(pending, probabilities))
+            decisions.append(self._decide(pending, probabilities, verdict))
+            if (pending.input, pending.track_id) not in self._tracks:  # a track's last window: forget its state
+                self._smoothed.pop(pending.key, None)
+                self._label_states.pop(pending.key, None)
         return decisions
 
-    def _decide(self, pending: _Pending, probabilities: np.ndarray) -> Decision:
+    def _decide(self, pending: _Pending, probabilities: np.ndarray, verdict: str = "") -> Decision:
         previous = self._smoothed.get(pending.key)
         alpha = self.config.smoothing
         smoothed = probabilities if previous is None else alpha * previous + (1.0 - alpha) * probabilities
+        if previous is not None and self.config.restart_on_change:
+            top = int(np.argmax(probabilities))
+            if probabilities[top] >= self.config.threshold and top != int(np.argmax(previous)):
+                smoothed = probabilities  # a change of action costs no smoothing lag
         self._smoothed[pending.key] = smoothed
         order = np.argsort(-smoothed, kind="stable")[: self.config.top_k]
         hypotheses = tuple(Hypothesis(int(i), self.labels[i], float(smoothed[i])) for i in order)
-        best = hypotheses[0]
-        label = best.label if best.score >= self.config.threshold else UNKNOWN
+        state = self._label_states.setdefault(pending.key, LabelState())
+        labelled = next_label(state, smoothed, self.labels, pending.stamp, pending.motion, self.config, verdict)
+        held = labelled.label in self.labels and labelled.label != IDLE
+        score = float(smoothed[self.labels.index(labelled.label)]) if held else hypotheses[0].score
         return Decision(track_id=pending.track_id, source=pending.decision_source, window_start=pending.start,
-                        stamp=pending.stamp, frame_id=pending.frame_id, label=label, score=best.score,
-                        hypotheses=hypotheses, input=pending.input)
+                        stamp=pending.stamp, frame_id=pending.frame_id, label=labelled.label,
+                        score=score, hypotheses=hypotheses, input=pending.input,
+                        started=labelled.started, ended=labelled.ended, since=labelled.since)
 
     # -- track lifetime -----------------------------------------------------------------------------------------
     def expire(self, now: float) -> int:
         """Free tracks that received nothing for track_timeout_s (by arrival time); returns how many."""
         stale = [k for k, t in self._tracks.items() if now - t.last_arrival > self.config.track_timeout_s]
         for key in stale:
+            track = self._tracks[key]
+            if not track.windows and len(track.buffer) >= 2:  # a short visit still gets its one label, never silence
+                self.events["windows_at_track_end"] += 1
+                self._schedule(track)
             self._free(key, "tracks_freed")
         return len(stale)
 
@@ -567,9 +608,11 @@ class Recognizer:
             self.events[event] += 1
         input_name, track_id = key
         self._smoothed.pop(key, None)
+        self._label_states.pop(key, None)
         for group in self.groups.values():
             if input_name in (group.primary, group.secondary):
                 self._smoothed.pop((f"{FUSED}:{group.name}", track_id), None)
+                self._label_states.pop((f"{FUSED}:{group.name}", track_id), None)
 
     def reset_all(self, event: str = "reset_all_clock_back") -> None:
         """Forget every track, smoothing state and pending window (the clock jumped back, e.g. a bag loop)."""
@@ -578,6 +621,7 @@ class Recognizer:
         self._held.clear()
         self._tracks.clear()
         self._smoothed.clear()
+        self._label_states.clear()
         self._pending.clear()
         self._newest.clear()
         self.events[event] += 1

@@ -42,9 +42,15 @@ def _add_make(sub: Any) -> None:
     p.add_argument("--labels", default="", help="only these actions (comma-separated)")
     p.add_argument("--per-label", type=int, default=0, help="at most N clips per action (0: all)")
     p.add_argument("--limit", type=int, default=0, help="at most N clips in all (0: all)")
+    p.add_argument("--group", default="", metavar="KEY=V1,V2",
+                   help="only clips whose grouping KEY (view, subject, ...) is one of the values, e.g. view=v03")
+    p.add_argument("--shared-names", default="", metavar="DATASET",
+                   help="rename the labels to config/actions.yaml's shared names of this data set (e.g. nw_ucla)")
     p.add_argument("--people", type=int, default=3, help="people in the scene at once (distinct track_ids)")
-    p.add_argument("--idle", type=float, nargs=2, default=(1.0, 2.0), metavar=("MIN_S", "MAX_S"),
+    p.add_argument("--idle", type=float, nargs=2, default=(2.0, 10.0), metavar=("MIN_S", "MAX_S"),
                    help="length range of the idle gaps between clips")
+    p.add_argument("--idle-kind", choices=("real", "hold"), default="real",
+                   help="idle gaps from the data's real standing phases, or the last pose held with noise")
     p.add_argument("--spacing", type=float, default=None, help="sideways distance between people (native units)")
     p.add_argument("--noise", type=float, default=None, help="std of the standing-still jitter (native units)")
     p.add_argument("--seed", type=int, default=0)
@@ -120,8 +126,11 @@ def overrides_from(args: argparse.Namespace) -> dict[str, Any]:
 
 def cmd_make(args: argparse.Namespace) -> int:
     source = args.source or sample_path()
-    selection = Selection(args.style, tuple(x for x in args.labels.split(",") if x), args.per_label, args.limit)
-    stream_options = StreamOptions(args.people, tuple(args.idle), args.spacing, args.noise, args.seed)
+    key, _, values = args.group.partition("=")
+    selection = Selection(args.style, tuple(x for x in args.labels.split(",") if x), args.per_label, args.limit,
+                          key, tuple(v for v in values.split(",") if v), args.shared_names)
+    stream_options = StreamOptions(args.people, tuple(args.idle), args.spacing, args.noise, args.seed,
+                                   args.idle_kind)
     write_options = BagWriteOptions(storage=args.storage, start_ns=round(args.start_time * NS_PER_S),
                                     skeletons_topic=args.topic, ground_truth_topic=args.ground_truth_topic,
                                     frame_id=args.frame_id, overwrite=args.overwrite)

@@ -32,7 +32,7 @@ from hetskel_ros.runtime.detection_metrics import Prediction, is_background
 from hetskel_ros.runtime.samples import default_bundle_path
 from hetskel_ros.topology.sequences import sample_path
 
-DEMO_FORMAT = 2  # bump when the demo bag's content changes, so cached bags are remade
+DEMO_FORMAT = 3  # bump when the demo bag's content changes, so cached bags are remade
 DEMO_STYLE = "youthful"
 
 

@@ -8,10 +8,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hetskel_ros.model.bundle import load_bundle
 from hetskel_ros.ros.bagtools.bag_io import BagContents, BagError, read_bag
 from hetskel_ros.ros.bagtools.offline import OfflineResult, run_offline
 from hetskel_ros.ros.bagtools.report import write_report
 from hetskel_ros.runtime.detection_metrics import Evaluation, Prediction, evaluate
+from hetskel_ros.runtime.samples import default_bundle_path
 
 MODES = ("offline", "live")
 
@@ -53,10 +55,14 @@ def evaluate_bag(bag_path: str | Path, out_dir: str | Path, *, mode: str = "offl
         run.update(model=offline.model, backend=offline.backend, drops=offline.drops, events=offline.events)
         damaged.update(offline.undecodable)
     run["damaged_messages"] = dict(sorted(damaged.items()))  # skipped: unreadable or undecodable, per topic
+    # The model's vocabulary: actions of the bag outside it are scored as "should be idle or unknown".
+    known = load_bundle(offline.model if offline is not None else (overrides.get("model") or default_bundle_path()),
+                        weights=False).label_names
+    run["unknown_to_model"] = sorted({s["label"] for s in bag.segments} - set(known)) if bag.segments else []
     if mode == "offline":
         assert offline is not None
         predictions = offline.predictions
-        evaluation = evaluate(bag.truth, predictions, bag.labels)
+        evaluation = evaluate(bag.truth, predictions, bag.labels, known=known)
     else:
         from hetskel_ros.ros.bagtools.live import run_live
 
@@ -69,7 +75,7 @@ def evaluate_bag(bag_path: str | Path, out_dir: str | Path, *, mode: str = "offl
         run.setdefault("model", overrides.get("model") or "models/default.hetskel")
         run.setdefault("backend", overrides.get("backend") or "config order")
         evaluation = evaluate(bag.truth, predictions, bag.labels, latencies_s=live.latencies_s,
-                              reference=offline.predictions if offline is not None else None)
+                              reference=offline.predictions if offline is not None else None, known=known)
     start_s = bag.start_ns / 1e9
     files = write_report(out_dir, evaluation, bag.truth, predictions, run, start_s)
     return BagEvaluation(mode, evaluation, predictions, files, run, offline)

@@ -9,11 +9,13 @@ topology the first two coordinates are used (write 2D data with a zero third coo
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
+import yaml
 
+from hetskel_ros.paths import config_dir
 from hetskel_ros.ros.bagtools.bag_io import CREDIT_MOCAP, BagWriteOptions, write_stream_bag
 from hetskel_ros.ros.bagtools.stream import Stream, StreamOptions, compose_stream
 from hetskel_ros.topology import TopologyError, load_topology
@@ -28,6 +30,20 @@ class Selection:
     labels: tuple[str, ...] = ()  # only these actions
     per_label: int = 0  # at most this many clips per action (0: all)
     limit: int = 0  # at most this many clips in all (0: all)
+    group: str = ""  # a grouping of the file ("view", "subject", ...) to filter by, with ...
+    values: tuple[str, ...] = ()  # ... the values kept (a set's held-out side, e.g. view v03)
+    shared_names: str = ""  # a data set of config/actions.yaml: its labels renamed to the shared vocabulary
+
+
+def shared_label_names(dataset: str, label_names: tuple[str, ...], path: Path | None = None) -> tuple[str, ...]:
+    """A data set's labels under the shared names of config/actions.yaml (the names a multi-set model's head uses,
+    e.g. NW-UCLA's walk-around is walk); labels not mapped keep their own name."""
+    path = path or config_dir() / "actions.yaml"
+    sets = (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("datasets") or {}
+    if dataset not in sets:
+        raise TopologyError(f"{path}: no data set '{dataset}' (has: {', '.join(sets)})")
+    mapping = sets[dataset] or {}
+    return tuple(str(mapping.get(label, label)) for label in label_names)
 
 
 def load_confidence(path: Path, data: SequenceSet) -> list[np.ndarray] | None:
@@ -45,6 +61,14 @@ def load_confidence(path: Path, data: SequenceSet) -> list[np.ndarray] | None:
 
 def select(data: SequenceSet, selection: Selection, where: Path) -> list[int]:
     chosen = list(range(len(data)))
+    if selection.group:
+        groups, names = data.group(selection.group)
+        missing = [v for v in selection.values if v not in names]
+        if missing or not selection.values:
+            raise TopologyError(f"{where}: '{selection.group}' has no value(s) {missing or '(none given)'} "
+                                f"(has: {', '.join(names)})")
+        wanted = {names.index(v) for v in selection.values}
+        chosen = [i for i in chosen if int(groups[i]) in wanted]
     if selection.style:
         if selection.style not in data.style_names:
             raise TopologyError(f"{where}: no style '{selection.style}' (styles: {', '.join(data.style_names)})")
@@ -77,7 +101,10 @@ def build_stream(source: str | Path, selection: Selection | None = None,
     source = Path(source)
     data = load_sequences(source)
     topology = load_topology(data.topology)
-    indices = select(data, selection or Selection(), source)
+    selection = selection or Selection()
+    indices = select(data, selection, source)
+    if selection.shared_names:
+        data = replace(data, label_names=shared_label_names(selection.shared_names, tuple(data.label_names)))
     return compose_stream(data, topology, options, load_confidence(source, data), indices)
 
 

@@ -1,9 +1,15 @@
 """Untrimmed multi-person streams from labelled clips: what a sensor would see, with per-frame ground truth.
 
-Each person performs a share of the clips one after the other, with idle gaps between them: the person stands
-still (the last pose held, then a short blend into the next clip's first pose, that pose held), with a little
-sensor noise so the skeleton is not frozen. Every clip continues where the previous one ended (translated on the
-ground plane, so a walk does not teleport the person back), and people stand ``spacing`` apart sideways. All
+Each person performs a share of the clips one after the other, with idle gaps between them. With ``idle="real"``
+(the default) a gap is made of the real standing phases of the data: the frames at the end of the previous clip and
+at the start of the next one where the person barely moves (``standing_phase``), played forwards and backwards in
+turn (real sway, weight shifts and head turns, never a frozen pose), with a short blend from one into the other. A
+clip without a standing phase of at least ``MIN_PHASE_S`` borrows one of another clip of the same set (moved on the
+ground to where the person stands, blended in and out; counted in ``Stream.idle_borrowed``); only a set without any
+standing phase falls back to the pose held with sensor noise (counted in ``Stream.idle_fallbacks``; the shipped
+mocap sample's tightly trimmed clips have none). ``idle="hold"``: the last pose held with noise, then a short blend
+into the next clip's first pose. Every clip continues where the previous one ended (translated on the ground plane,
+so a walk does not teleport the person back), and people stand ``spacing`` apart sideways. All
 people share one clock; a person whose clips end early stands idle until the stream ends. Frames of clips carry
 their action label, all others ``BACKGROUND`` ("idle"). Pure numpy: no ROS, deterministic for a seed.
 """
@@ -17,8 +23,10 @@ import numpy as np
 from hetskel_ros.runtime.detection_metrics import BACKGROUND
 from hetskel_ros.topology import Topology
 from hetskel_ros.topology.sequences import SequenceSet
+from hetskel_ros.topology.standing import ping_pong, standing_phase, standing_pool
 
 BLEND_S = 0.5  # the move from one clip's last pose to the next one's first pose, inside an idle gap
+IDLE_KINDS = ("real", "hold")
 
 
 @dataclass(frozen=True)
@@ -52,6 +60,8 @@ class Stream:
     people: list[PersonStream]
     segments: list[StreamSegment]
     label_names: tuple[str, ...]  # the source's action vocabulary
+    idle_fallbacks: int = 0  # idle gap halves without any real standing phase: a held pose with noise
+    idle_borrowed: int = 0  # idle gap halves made of another clip's standing phase
 
     @property
     def num_frames(self) -> int:
@@ -69,6 +79,7 @@ class StreamOptions:
     spacing: float | None = None  # sideways distance between people (native units); None: 2 m (3D), 300 px (2D)
     noise: float | None = None  # std of the idle jitter (native units); None: 2 mm (3D), 1 px (2D)
     seed: int = 0
+    idle: str = "real"  # "real": standing phases of the data; "hold": the last pose held with noise
 
     def __post_init__(self) -> None:
         low, high = self.idle_s
@@ -76,6 +87,8 @@ class StreamOptions:
             raise ValueError(f"people must be >= 1, got {self.people}")
         if not 0 < low <= high:
             raise ValueError(f"idle gap range must satisfy 0 < min <= max, got {self.idle_s}")
+        if self.idle not in IDLE_KINDS:
+            raise ValueError(f"idle must be one of {IDLE_KINDS}, got {self.idle!r}")
 
 
 def ground_axes(topology: Topology) -> list[int]:
@@ -100,7 +113,7 @@ class _PersonBuilder:
     """Appends clips and idle gaps for one person, keeping the ground position continuous."""
 
     def __init__(self, track_id: int, axes: list[int], offset: np.ndarray, noise: float, fps: float,
-                 rng: np.random.Generator, with_confidence: bool):
+                 rng: np.random.Generator, with_confidence: bool, pool: list[np.ndarray] | None = None):
         self.track_id = track_id
         self.axes = axes
         self.offset = offset
@@ -114,6 +127,11 @@ class _PersonBuilder:
         self.segments: list[StreamSegment] = []
         self.last: np.ndarray | None = None  # the last pose so far
         self.last_confidence: np.ndarray | None = None
+        self.real_idle = pool is not None
+        self.pool = pool or []
+        self.last_clip: np.ndarray | None = None
+        self.fallbacks = 0
+        self.borrowed = 0
 
     @property
     def length(self) -> int:
@@ -137,9 +155,78 @@ class _PersonBuilder:
         if self.with_confidence:
             self.confidence.append(np.repeat(confidence[None], count, axis=0))
 
+    def _append_idle(self, frames: np.ndarray, confidence: np.ndarray | None) -> None:
+        self.frames.append(frames.astype(np.float32))
+        self.labels += [BACKGROUND] * len(frames)
+        if self.with_confidence:
+            self.confidence.append(np.repeat(confidence[None], len(frames), axis=0))
+
+    def real_idle_gap(self, seconds: float, next_clip: np.ndarray | None,
+                      next_confidence: np.ndarray | None) -> None:
+        """Idle from real standing phases: the previous clip's end phase, then the next clip's start phase (each
+        played to and fro), blended over BLEND_S; a side without a phase holds its pose with noise."""
+        count = max(1, round(seconds * self.fps))
+        before_phase = standing_phase(self.last_clip, self.fps, True) if self.last_clip is not None else None
+        after_phase = standing_phase(next_clip, self.fps, False) if next_clip is not None else None
+        if next_clip is None:  # the stream's end: only the end phase
+            first, second = count, 0
+        elif self.last_clip is None:  # the stream's start: only the start phase
+            first, second = 0, count
+        else:
+            first = count // 2
+            second = count - first
+        parts = []
+        if first:
+            if before_phase is not None and len(before_phase):
+                part = ping_pong(before_phase[::-1], first)  # from the clip's last frame back into the phase
+            else:
+                part = self._borrowed(self.last, first, at_start=True)
+            parts.append(part)
+        if second:
+            if after_phase is not None and len(after_phase):
+                part = ping_pong(after_phase, second, end_at_first=True)
+            else:
+                part = self._borrowed(next_clip[0], second, at_start=False)
+            parts.append(part)
+        if first and second:  # the second phase starts where the first ended, the offset fading over BLEND_S
+            blend = min(round(BLEND_S * self.fps), second)
+            offset = parts[1][0] - parts[0][-1]
+            fade = 0.5 + 0.5 * np.cos(np.pi * np.arange(blend) / max(blend - 1, 1))
+            parts[1] = parts[1].copy()
+            parts[1][:blend] -= fade[:, None, None] * offset[None]
+        frames = np.concatenate(parts).astype(np.float32)
+        conf = self.last_confidence if self.last_confidence is not None else next_confidence
+        if self.with_confidence and self.last_confidence is not None and next_confidence is not None:
+            conf = np.minimum(self.last_confidence, next_confidence)
+        self._append_idle(frames, conf)
+
+    def _borrowed(self, pose: np.ndarray, count: int, at_start: bool) -> np.ndarray:
+        """``count`` frames of another clip's standing phase, moved on the ground to ``pose`` and blended from it
+        (``at_start``) or into it; the pose held with noise when the set has no standing phase at all."""
+        if not self.pool:
+            self.fallbacks += 1
+            return pose[None] + self.rng.normal(0.0, self.noise, (count, *pose.shape))
+        self.borrowed += 1
+        phase = self.pool[int(self.rng.integers(len(self.pool)))]
+        frames = ping_pong(phase, count).astype(np.float32)
+        shift = np.zeros(frames.shape[-1], np.float32)
+        shift[self.axes] = (pose.mean(axis=0) - frames[0].mean(axis=0))[self.axes]
+        frames = frames + shift
+        blend = min(round(BLEND_S * self.fps), count)
+        fade = 0.5 + 0.5 * np.cos(np.pi * np.arange(blend) / max(blend - 1, 1))
+        if at_start:
+            frames[:blend] -= fade[:, None, None] * (frames[0] - pose)[None]
+        else:
+            frames[count - blend:] -= fade[::-1][:, None, None] * (frames[-1] - pose)[None]
+        return frames
+
     def idle(self, seconds: float, next_pose: np.ndarray | None = None,
-             next_confidence: np.ndarray | None = None) -> None:
-        """Stand still for ``seconds``; when a next pose is given, blend into it half way through."""
+             next_confidence: np.ndarray | None = None, next_clip: np.ndarray | None = None) -> None:
+        """Stand for ``seconds`` (real standing phases or a held pose, see the module doc); when a next pose is
+        given, move into it."""
+        if self.real_idle:
+            self.real_idle_gap(seconds, next_clip, next_confidence)
+            return
         count = max(1, round(seconds * self.fps))
         assert self.last is not None or next_pose is not None
         if next_pose is None or self.last is None:
@@ -168,6 +255,7 @@ class _PersonBuilder:
             self.confidence.append(confidence)
         self.segments.append(StreamSegment(self.track_id, label, start, self.length, name))
         self.last = clip[-1]
+        self.last_clip = clip
         self.last_confidence = confidence[-1] if confidence is not None else None
 
     def finish(self) -> PersonStream:
@@ -192,15 +280,16 @@ def compose_stream(data: SequenceSet, topology: Topology, options: StreamOptions
     axes = ground_axes(topology)
     clips = [np.asarray(data.sequences[i], np.float32)[..., :dims] for i in indices]
     shares = assign_clips([len(c) for c in clips], options.people, rng)
+    pool = standing_pool(clips, data.fps) if options.idle == "real" else None
     builders = []
     for person, share in enumerate(shares):
         offset = np.zeros(dims, np.float32)
         offset[axes[0]] = (person - (options.people - 1) / 2.0) * spacing
-        builder = _PersonBuilder(person + 1, axes, offset, noise, data.fps, rng, confidence is not None)
+        builder = _PersonBuilder(person + 1, axes, offset, noise, data.fps, rng, confidence is not None, pool)
         for position, k in enumerate(share):
             clip = builder._place(clips[k])
             conf = confidence[indices[k]].astype(np.float32) if confidence is not None else None
-            builder.idle(rng.uniform(*options.idle_s), clip[0], conf[0] if conf is not None else None)
+            builder.idle(rng.uniform(*options.idle_s), clip[0], conf[0] if conf is not None else None, clip)
             builder.clip(clip, conf, data.label_names[int(data.labels[indices[k]])], data.names[indices[k]])
             if position == len(share) - 1:
                 builder.idle(rng.uniform(*options.idle_s))
@@ -216,4 +305,5 @@ def compose_stream(data: SequenceSet, topology: Topology, options: StreamOptions
         if person.confidence is not None:
             person.confidence = person.confidence[:end]
     segments = sorted((s for b in builders for s in b.segments), key=lambda s: (s.start, s.track_id))
-    return Stream(data.topology, dims, float(data.fps), people, segments, tuple(data.label_names))
+    return Stream(data.topology, dims, float(data.fps), people, segments, tuple(data.label_names),
+                  sum(b.fallbacks for b in builders), sum(b.borrowed for b in builders))

@@ -13,17 +13,27 @@ Usage::
     tree.setup(node=node)  # every behaviour gets the rclpy node (subscription, clock)
 """
 
-from hetskel_ros.ros.bt.behaviours import DEFAULT_ACTIONS_KEY, ActionObserved, ActionsToBlackboard, WaitForAction
+from hetskel_ros.ros.bt.behaviours import (
+    DEFAULT_ACTIONS_KEY,
+    DEFAULT_EVENTS_KEY,
+    ActionObserved,
+    ActionsToBlackboard,
+    WaitForAction,
+    WaitForActionEvent,
+)
 from hetskel_ros.ros.bt.subscription import ActionArraySubscriber
-from hetskel_ros.ros.bt.tracked_actions import ActionQuery, TrackedAction, TrackKey
+from hetskel_ros.ros.bt.tracked_actions import ActionEvent, ActionQuery, TrackedAction, TrackKey
 
 __all__ = [
     "DEFAULT_ACTIONS_KEY",
+    "DEFAULT_EVENTS_KEY",
     "ActionArraySubscriber",
+    "ActionEvent",
     "ActionObserved",
     "ActionQuery",
     "ActionsToBlackboard",
     "TrackKey",
     "TrackedAction",
     "WaitForAction",
+    "WaitForActionEvent",
 ]

@@ -18,9 +18,17 @@ from rclpy.node import Node
 from rclpy.qos import QoSProfile
 from rclpy.subscription import Subscription
 
-from hetskel_ros.ros.bt.tracked_actions import TrackedAction, TrackKey, stamp_ns, tracked_actions
+from hetskel_ros.ros.bt.tracked_actions import (
+    ActionEvent,
+    TrackedAction,
+    TrackKey,
+    action_events,
+    stamp_ns,
+    tracked_actions,
+)
 
 DEFAULT_ACTIONS_TOPIC = "actions"
+MAX_EVENTS = 256
 
 
 def node_from_setup(kwargs: dict[str, Any], behaviour: py_trees.behaviour.Behaviour) -> Node:
@@ -67,6 +75,7 @@ class ActionArraySubscriber(py_trees.behaviour.Behaviour):
         self.msg: ActionArray | None = None
         self.message_count = 0  # messages received since setup (diagnostics; not cleared by the policy)
         self._received: dict[TrackKey, TrackedAction] = {}
+        self._events: list[ActionEvent] = []  # start/end events since the last take: none is lost between ticks
 
     def setup(self, **kwargs: Any) -> None:
         """Create the subscription on ``kwargs['node']``."""
@@ -91,6 +100,7 @@ class ActionArraySubscriber(py_trees.behaviour.Behaviour):
         with self.data_guard:
             self.msg = None
             self._received = {}
+            self._events = []
 
     def take(self, clear_message: bool = False) -> tuple[ActionArray | None, dict[TrackKey, TrackedAction]]:
         """(latest message or None, per-track entries received since the last take); optionally clear ``msg``."""
@@ -101,6 +111,12 @@ class ActionArraySubscriber(py_trees.behaviour.Behaviour):
                 self.msg = None
         return msg, received
 
+    def take_events(self) -> list[ActionEvent]:
+        """Start/end events received since the last call, oldest first."""
+        with self.data_guard:
+            events, self._events = self._events, []
+        return events
+
     def _callback(self, msg: ActionArray) -> None:
         """Executor thread: stamp receipt with the node clock and store; nothing else happens here."""
         assert self.node is not None  # the subscription exists only after setup
@@ -110,3 +126,5 @@ class ActionArraySubscriber(py_trees.behaviour.Behaviour):
             self.message_count += 1
             for entry in entries:
                 self._received[entry.key] = entry
+            self._events += action_events(entries)
+            del self._events[:-MAX_EVENTS]  # bounded when no behaviour takes them

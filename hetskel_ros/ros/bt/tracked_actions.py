@@ -16,6 +16,8 @@ from hetskel_msgs.msg import Action
 
 NS_PER_S = 1_000_000_000
 UNKNOWN_LABEL = "unknown"
+IDLE_LABEL = "idle"
+EVENT_KINDS = ("start", "end")
 
 TrackKey = tuple[str, int]
 """(Action.source, Action.track_id): one person as one input (or "fused") sees them."""
@@ -46,11 +48,16 @@ class TrackedAction:
 
     @property
     def labels(self) -> frozenset[str]:
-        """Labels this entry answers to: ``label``, and the top hypothesis when ``label`` is "unknown".
+        """Labels this entry answers to: ``label`` only ("idle" and "unknown" answer to nothing but themselves).
 
-        The recogniser writes "unknown" below its own threshold but still gives ``score`` and ``hypotheses[0]``
-        (Action.msg), so a tree with a lower ``min_score`` than the node's threshold can still act on the top-1.
+        A label a tree acts on must mean that the person really does that action: see :meth:`labels_below_threshold`
+        for the explicit, opt-in exception.
         """
+        return frozenset({self.action.label})
+
+    def labels_below_threshold(self) -> frozenset[str]:
+        """``labels`` plus the top hypothesis when ``label`` is "unknown" (never under "idle": a still person does no
+        action). For a tree that deliberately accepts less confidence than the node's ``threshold``."""
         labels = {self.action.label}
         if self.action.label == UNKNOWN_LABEL and self.action.hypotheses:
             labels.add(self.action.hypotheses[0].label)
@@ -64,6 +71,33 @@ class TrackedAction:
         """Short human-readable form for feedback messages and logs."""
         a = self.action
         return f"{a.source or '-'}/{a.track_id} '{a.label}' {a.score:.2f} {self.age_s(now_ns):.1f}s ago"
+
+
+@dataclass(frozen=True)
+class ActionEvent:
+    """An action that started or ended for one person (Action.started / Action.ended), as received."""
+
+    kind: str  # "start" or "end"
+    label: str
+    key: TrackKey
+    stamp_ns: int  # evidence time of the Action that carried it
+    received_ns: int
+
+    def describe(self, now_ns: int) -> str:
+        return (f"{self.key[0] or '-'}/{self.key[1]} {self.kind} of '{self.label}' "
+                f"{(now_ns - self.stamp_ns) / NS_PER_S:.1f}s ago")
+
+
+def action_events(entries: Iterable[TrackedAction]) -> list[ActionEvent]:
+    """The start and end events the entries carry (an action's end before the next one's start)."""
+    events = []
+    for entry in entries:
+        action = entry.action
+        if action.ended:
+            events.append(ActionEvent("end", action.ended, entry.key, entry.stamp_ns, entry.received_ns))
+        if action.started:
+            events.append(ActionEvent("start", action.label, entry.key, entry.stamp_ns, entry.received_ns))
+    return events
 
 
 def tracked_actions(actions: Iterable[Action], array_stamp_ns: int, received_ns: int) -> list[TrackedAction]:
@@ -92,6 +126,7 @@ class ActionQuery:
     track_id: int | None = None
     source: str | None = None
     within_s: float = 1.0
+    below_threshold: bool = False  # also match the top-1 under "unknown" (TrackedAction.labels_below_threshold)
 
     @classmethod
     def build(
@@ -101,6 +136,7 @@ class ActionQuery:
         track_id: int | None = None,
         source: str | None = None,
         within_s: float = 1.0,
+        below_threshold: bool = False,
     ) -> ActionQuery:
         """Validated query; ``label`` is one label or several (any of them matches)."""
         labels = frozenset([label] if isinstance(label, str) else label)
@@ -112,7 +148,7 @@ class ActionQuery:
             raise ValueError(f"within_s must be a positive number of seconds, got {within_s}")
         if track_id is not None and track_id < 0:
             raise ValueError(f"track_id must be >= 0 or None (any track), got {track_id}")
-        return cls(labels, float(min_score), track_id, source, float(within_s))
+        return cls(labels, float(min_score), track_id, source, float(within_s), bool(below_threshold))
 
     def matches(self, entry: TrackedAction, now_ns: int, received_after_ns: int | None = None) -> bool:
         """Whether ``entry`` satisfies the query at ``now_ns`` (and arrived at or after ``received_after_ns``)."""
@@ -120,7 +156,7 @@ class ActionQuery:
         return (
             (self.track_id is None or action.track_id == self.track_id)
             and (self.source is None or action.source == self.source)
-            and not self.labels.isdisjoint(entry.labels)
+            and not self.labels.isdisjoint(entry.labels_below_threshold() if self.below_threshold else entry.labels)
             and action.score >= self.min_score
             and entry.age_s(now_ns) <= self.within_s
             and (received_after_ns is None or entry.received_ns >= received_after_ns)
@@ -132,6 +168,14 @@ class ActionQuery:
         """All matching entries, best first (highest score, then newest)."""
         found = [entry for entry in table.values() if self.matches(entry, now_ns, received_after_ns)]
         return sorted(found, key=lambda e: (-e.action.score, -e.stamp_ns))
+
+    def matches_event(self, event: ActionEvent, kind: str, received_after_ns: int) -> bool:
+        """Whether ``event`` is a ``kind`` event of one of the labels, by the person and source asked for, received
+        at or after ``received_after_ns`` (scores do not apply: the node's hysteresis already decided)."""
+        return (event.kind == kind and event.label in self.labels
+                and (self.track_id is None or event.key[1] == self.track_id)
+                and (self.source is None or event.key[0] == self.source)
+                and event.received_ns >= received_after_ns)
 
     def describe(self) -> str:
         """Short human-readable form for feedback messages."""
