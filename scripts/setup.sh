@@ -2,7 +2,8 @@
 # One-command setup of a development/runtime environment in .venv (repo root):
 #   1. create .venv (Python 3.11: the ROS 2 wheels on PyPI are cp311),
 #   2. pip install the pinned requirements.txt (ROS 2 wheels, torch, onnxruntime, ...),
-#   3. build the interfaces in msg/ (hetskel_msgs) with CMake and install them into .venv,
+#   3. build the interfaces in msg/ (hetskel_msgs) with CMake and install them into .venv, and tf2_msgs from
+#      vendor/ when no tf2_msgs is importable (no wheel has it; the JointState input reads /tf with it),
 #   4. pip install hetskel_ros itself, editable,
 #   5. register it in the venv's ament index (share/hetskel_ros, lib/hetskel_ros): ros2 pkg/run/launch find it.
 # Idempotent: a stamp holds a hash of every input, so a second run only checks it (seconds).
@@ -23,7 +24,7 @@ die() { printf '[setup] ERROR: %s\n' "$*" >&2; exit 1; }
 fingerprint() {
   {
     printf 'python=%s\n' "$("$VPY" -c 'import sys; print(sys.version)' 2>/dev/null || echo none)"
-    find msg -type f -not -path '*/__pycache__/*' -print0 | LC_ALL=C sort -z | xargs -0 sha256sum
+    find msg vendor -type f -not -path '*/__pycache__/*' -print0 | LC_ALL=C sort -z | xargs -0 sha256sum
     sha256sum requirements.txt setup.py setup.cfg package.xml scripts/setup.sh
   } | sha256sum | cut -d' ' -f1
 }
@@ -32,7 +33,7 @@ up_to_date() {
   [[ -z "${HETSKEL_FORCE_SETUP:-}" && -x "$VPY" && -f "$STAMP" ]] || return 1
   [[ "$(cat "$STAMP")" == "$(fingerprint)" ]] || return 1
   # The stamp can outlive a broken venv (e.g. a package removed by hand): check the imports too.
-  "$VPY" -c 'import hetskel_msgs.msg, hetskel_ros, rclpy' 2>/dev/null || return 1
+  "$VPY" -c 'import hetskel_msgs.msg, tf2_msgs.msg, hetskel_ros, rclpy' 2>/dev/null || return 1
   [[ -f "$VENV/share/ament_index/resource_index/packages/hetskel_ros" && -e "$VENV/share/hetskel_ros/launch" ]]
 }
 
@@ -72,13 +73,16 @@ done
 say "building hetskel_msgs (msg/) with CMake into .venv (build dir: ${MSG_BUILD#"$ROOT"/})"
 mkdir -p "$MSG_BUILD"
 export AMENT_PREFIX_PATH="$VENV${AMENT_PREFIX_PATH:+:$AMENT_PREFIX_PATH}"
-run_logged cmake -S msg -B "$MSG_BUILD" \
-  -DCMAKE_BUILD_TYPE=Release \
-  -DCMAKE_PREFIX_PATH="$VENV" \
-  -DCMAKE_INSTALL_PREFIX="$VENV" \
-  -DPython3_EXECUTABLE="$VPY" \
-  -DBUILD_TESTING=OFF
-run_logged cmake --build "$MSG_BUILD" --parallel "$(nproc 2>/dev/null || echo 2)"
+cmake_into_venv() {  # source dir, build dir: configure, build (install is the caller's)
+  run_logged cmake -S "$1" -B "$2" \
+    -DCMAKE_BUILD_TYPE=Release \
+    -DCMAKE_PREFIX_PATH="$VENV" \
+    -DCMAKE_INSTALL_PREFIX="$VENV" \
+    -DPython3_EXECUTABLE="$VPY" \
+    -DBUILD_TESTING=OFF
+  run_logged cmake --build "$2" --parallel "$(nproc 2>/dev/null || echo 2)"
+}
+cmake_into_venv msg "$MSG_BUILD"
 previous_manifest="$MSG_BUILD/install_manifest.previous"
 if [[ -f "$MSG_BUILD/install_manifest.txt" ]]; then
   cp "$MSG_BUILD/install_manifest.txt" "$previous_manifest"
@@ -91,6 +95,13 @@ if [[ -f "$previous_manifest" ]]; then
   rm -f "$previous_manifest"
 fi
 say "  hetskel_msgs installed (${SECONDS}s)"
+if ! "$VPY" -c 'import tf2_msgs.msg' 2>/dev/null || [[ -f "$VENV/build/tf2_msgs/install_manifest.txt" ]]; then
+  # no wheel carries tf2_msgs: build its TFMessage into the venv (never onto the colcon path: vendor/COLCON_IGNORE)
+  say "building tf2_msgs/TFMessage (vendor/tf2_msgs) into .venv: no tf2_msgs is installed"
+  cmake_into_venv vendor/tf2_msgs "$VENV/build/tf2_msgs"
+  run_logged cmake --install "$VENV/build/tf2_msgs"
+  say "  tf2_msgs installed (${SECONDS}s)"
+fi
 
 # 4. hetskel_ros itself, editable (PEP 660: console scripts land in .venv/bin despite setup.cfg's colcon dirs)
 say "installing hetskel_ros (editable) into .venv"
@@ -118,6 +129,6 @@ print("\n".join(e.name for e in distribution("hetskel_ros").entry_points if e.gr
 }
 register_ament_package
 
-"$VPY" -c 'import hetskel_msgs.msg, hetskel_ros, rclpy' || die "imports fail after setup"
+"$VPY" -c 'import hetskel_msgs.msg, tf2_msgs.msg, hetskel_ros, rclpy' || die "imports fail after setup"
 fingerprint >"$STAMP"
 say "done in ${SECONDS}s: activate with '. .venv/bin/activate', or call .venv/bin/python directly"

@@ -12,12 +12,12 @@ windows, active tracks, buffered frames, resets and freed tracks. rqt_robot_moni
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 
-from hetskel_ros.ros.adapters import InputConfig
+from hetskel_ros.ros.adapters import InputAdapter, InputConfig
 from hetskel_ros.runtime.recognizer import Recognizer
 
 OK, WARN, ERROR, STALE = (bytes([level]) for level in range(4))
@@ -33,8 +33,10 @@ def _kv(key: str, value: object) -> KeyValue:
 class DiagnosticsReporter:
     """Turns the recognizer's counters into a DiagnosticArray once per period (rates over that period)."""
 
-    def __init__(self, node_name: str, recognizer: Recognizer, inputs: Sequence[InputConfig], backend) -> None:
+    def __init__(self, node_name: str, recognizer: Recognizer, inputs: Sequence[InputConfig], backend,
+                 adapters: Mapping[str, InputAdapter] | None = None) -> None:
         self.node_name = node_name
+        self.adapters = dict(adapters or {})  # their status(): e.g. whether a robot's base motion is missing
         self.recognizer = recognizer
         self.inputs = list(inputs)
         self.backend = backend
@@ -72,6 +74,8 @@ class DiagnosticsReporter:
     def _input_status(self, spec: InputConfig, elapsed: float | None, now: float) -> DiagnosticStatus:
         counters = self.recognizer.counters[spec.name]
         stalled_s = self._stalled_for(spec.name, now)
+        adapter = self.adapters.get(spec.name)
+        adapter_warning, adapter_values = adapter.status() if adapter is not None else ("", {})
         drops_total = sum(counters.drops.values())
         new_messages = counters.messages - self._last_messages.get(spec.name, 0)
         new_drops = drops_total - self._last_drops.get(spec.name, 0)
@@ -88,6 +92,8 @@ class DiagnosticsReporter:
                                     f"every {self.recognizer.config.window_stride_s:g} s); see the drops and resets")
         elif new_drops:
             level, message = WARN, f"{new_drops} dropped in the last period"
+        elif adapter_warning:
+            level, message = WARN, adapter_warning
         elif elapsed and spec.rate_hz > 0 and not 0.5 * spec.rate_hz <= rate <= 2.0 * spec.rate_hz:
             level, message = WARN, f"rate {rate:.1f} Hz, configured {spec.rate_hz:g} Hz"
         values = [_kv("topic", spec.topic), _kv("kind", spec.kind), _kv("rate_hz", float(rate)),
@@ -96,6 +102,7 @@ class DiagnosticsReporter:
                   _kv("decisions", counters.decisions), _kv("stalled_s", float(stalled_s)),
                   _kv("active_tracks", self.recognizer.active_tracks(spec.name)), _kv("dropped", drops_total)]
         values += [_kv(f"dropped.{reason}", count) for reason, count in sorted(counters.drops.items())]
+        values += [_kv(key, value) for key, value in adapter_values.items()]
         return DiagnosticStatus(level=level, name=f"{self.node_name}: input {spec.name}", message=message,
                                 hardware_id=spec.topic, values=values)
 

@@ -34,7 +34,7 @@ from hetskel_ros.ros.recognizer_markers import MarkerBuilder
 from hetskel_ros.ros.recognizer_params import RecognizerParameters, declare_parameters
 from hetskel_ros.runtime.backends import load_backend
 from hetskel_ros.runtime.base import BackendError
-from hetskel_ros.runtime.recognizer import Decision, InputSpec, Recognizer
+from hetskel_ros.runtime.recognizer import Decision, Recognizer
 from hetskel_ros.runtime.samples import default_bundle_path
 
 NS_PER_S = 1_000_000_000
@@ -103,10 +103,10 @@ class RecognizerNode(Node):
             options["threads"] = settings.threads
         self.backend = load_backend(bundle, settings.backend_order(), **options)  # logs each skipped backend
         self.adapters = {cfg.name: adapter_class(cfg.kind)(cfg, self) for cfg in self.params.inputs}
-        specs = [InputSpec(cfg.name, cfg.rate_hz, cfg.view_group, self.adapters[cfg.name].dims(),
-                           self.adapters[cfg.name].prompt_topology) for cfg in self.params.inputs]
+        specs = [self.adapters[cfg.name].spec() for cfg in self.params.inputs]
         self.recognizer = Recognizer(bundle, self.backend, specs, self.params.recognizer, self.params.fusion.rule())
-        self.diagnostics = DiagnosticsReporter(self.get_name(), self.recognizer, self.params.inputs, self.backend)
+        self.diagnostics = DiagnosticsReporter(self.get_name(), self.recognizer, self.params.inputs, self.backend,
+                                               self.adapters)
         self.markers = MarkerBuilder(self.recognizer.skeleton) if settings.publish_markers else None
         self._latest: dict[tuple[str, int], Decision] = {}
         self._logged: dict[tuple[str, str], float] = {}
@@ -124,6 +124,10 @@ class RecognizerNode(Node):
             cfg.name: self.create_subscription(message_class(self.adapters[cfg.name].message_type), cfg.topic,
                                                lambda msg, name=cfg.name: self.on_message(name, msg), sensor_qos)
             for cfg in self.params.inputs}
+        for name, adapter in self.adapters.items():  # adapters that hold messages back (waiting for /tf)
+            adapter.on_ready = lambda name=name: self.on_released(name)
+        self.release_timers = [self.create_timer(adapter.poll_period_s, lambda name=name: self.on_released(name))
+                               for name, adapter in self.adapters.items() if adapter.poll_period_s > 0]
         self.diagnostics_timer = self.create_timer(settings.diagnostics_period_s, self.publish_diagnostics)
         expiry_period = min(0.25, self.params.recognizer.track_timeout_s / 4)
         self.expiry_timer = self.create_timer(expiry_period, self.on_expiry_timer)
@@ -141,14 +145,33 @@ class RecognizerNode(Node):
         """Adapter -> recognizer; runs the windows this message completed. Never raises (a bad message is counted)."""
         now = self.now_s()
         self.recognizer.count_message(input_name)
+        adapter = self.adapters[input_name]
+        holding = adapter.holding()
         try:
-            observations, rejected = self.adapters[input_name].convert_parts(msg)
+            observations, rejected = adapter.convert_parts(msg)
         except Exception as exc:  # an adapter bug must not stop the node: count it and say what happened
             self._internal_error("adapter", f"input '{input_name}': adapter failed on a message: {exc!r}")
             self.recognizer.count_drop(input_name, "adapter_error")
             return
-        if not observations and not rejected:
+        if not observations and not rejected and adapter.holding() <= holding:
             self.recognizer.count_nobody(input_name)
+        self._use(input_name, observations, rejected, now)
+
+    def on_released(self, input_name: str) -> None:
+        """Messages an adapter held back (e.g. waiting for their transform) that are due now."""
+        adapter = self.adapters.get(input_name)
+        if adapter is None or not adapter.holding():
+            return
+        now = self.now_s()
+        try:
+            observations, rejected = adapter.release(now)
+        except Exception as exc:
+            self._internal_error("adapter", f"input '{input_name}': adapter failed releasing messages: {exc!r}")
+            return
+        if observations or rejected:
+            self._use(input_name, observations, rejected, now)
+
+    def _use(self, input_name: str, observations: list, rejected: list, now: float) -> None:
         for rejection in rejected:
             self.recognizer.count_drop(input_name, rejection.reason)
             self._log_drop(input_name, rejection.reason, str(rejection))

@@ -63,9 +63,9 @@ FUSED = "fused"
 DROP_REASONS = ("malformed", "out_of_range", "stale_stamp", "future_stamp", "duplicate_stamp", "over_rate",
                 "too_many_tracks", "untracked_extra", "unknown_topology")
 # Events that are not drops: counted for diagnostics and tests.
-EVENTS = ("track_reset_backwards", "track_reset_gap", "track_reset_topology", "reset_input_time_jump",
-          "reset_all_clock_back", "tracks_freed", "windows", "windows_fused", "windows_dropped",
-          "windows_non_finite", "batches", "windows_at_track_end")
+EVENTS = ("track_reset_backwards", "track_reset_gap", "track_reset_topology", "track_reset_frame",
+          "reset_input_time_jump", "reset_all_clock_back", "tracks_freed", "windows", "windows_fused",
+          "windows_dropped", "windows_non_finite", "batches", "windows_at_track_end", "downsampled")
 STAMP_TOLERANCE_S = 1e-6  # a frame this close to a due time counts as on it (stamps are float seconds)
 GOLDEN = (math.sqrt(5.0) - 1.0) / 2.0  # stagger fractions k * GOLDEN mod 1 spread any number of tracks evenly
 
@@ -120,6 +120,7 @@ class InputSpec:
     view_group: str = ""
     dims: int | None = None  # needed for inputs in a view group
     prompt_topology: str = ""  # prompts for topologies the model has none for
+    downsample: bool = False  # keep the sample nearest each model frame time instead of dropping "over_rate"
 
 
 @dataclass(frozen=True)
@@ -162,6 +163,8 @@ class _Track:
     last_arrival: float
     next_due: float
     windows: int = 0  # windows cut so far (a track that leaves before its first gets one at its end)
+    frame_due: float = math.inf  # downsampling: the next model frame time on the track's grid
+    held: Observation | None = None  # downsampling: the newest sample before frame_due, not yet kept
 
 
 @dataclass
@@ -415,15 +418,53 @@ class Recognizer:
                 return
             track = self._new_track(input_name, obs, now, obs.up or self._topology_info(obs.topology)[1])
             self._tracks[key] = track
-        track.buffer.push(obs.stamp, obs.positions, obs.mask)
+            kept = [obs]
+        else:
+            kept = self._downsample(track, obs) if self.inputs[input_name].downsample else [obs]
         track.last_stamp = obs.stamp
         track.last_arrival = now
-        track.frame_id = obs.frame_id
         counters.observations += 1
         self._newest[input_name] = max(obs.stamp, self._newest.get(input_name, obs.stamp))
+        for frame in kept:
+            self._push(track, frame)
+
+    def _push(self, track: _Track, obs: Observation) -> None:
+        """One frame into the track's buffer; cuts the window it completes."""
+        track.buffer.push(obs.stamp, obs.positions, obs.mask)
+        track.frame_id = obs.frame_id
         track.buffer.drop_before(obs.stamp - self.span - 1.0 / self.fps)
         if obs.stamp >= track.next_due - STAMP_TOLERANCE_S:
             self._schedule(track)
+
+    def _downsample(self, track: _Track, obs: Observation) -> list[Observation]:
+        """The samples to keep now so that each model frame time (a grid at the model's fps from the track's first
+        stamp) gets the sample nearest it. A sample before the next frame time waits (``held``) until the one after
+        that time shows which of the two is nearer; samples nearest no frame time are counted as "downsampled"."""
+        period = 1.0 / self.fps
+        if obs.stamp < track.frame_due - STAMP_TOLERANCE_S:
+            if track.held is not None:
+                self.events["downsampled"] += 1
+            track.held = obs
+            return []
+        kept: list[Observation] = []
+        held, track.held = track.held, None
+        if held is not None and track.frame_due - held.stamp <= obs.stamp - track.frame_due:
+            kept.append(held)
+            track.frame_due += period
+            if obs.stamp < track.frame_due - STAMP_TOLERANCE_S:
+                track.held = obs  # nearer to the next frame time than anything so far: wait for its successor
+                return kept
+        elif held is not None:
+            self.events["downsampled"] += 1
+        kept.append(obs)
+        track.frame_due = self._frame_after(track, obs.stamp)
+        return kept
+
+    def _frame_after(self, track: _Track, stamp: float) -> float:
+        """The first frame time of the track's grid after ``stamp``."""
+        period = 1.0 / self.fps
+        steps = math.floor((stamp - track.first_stamp) / period + STAMP_TOLERANCE_S) + 1
+        return track.first_stamp + steps * period
 
     def _reset_reason(self, track: _Track, obs: Observation) -> str:
         if obs.topology != track.topology or obs.dims != track.dims:
@@ -434,13 +475,18 @@ class Recognizer:
             return "track_reset_backwards"
         if obs.stamp - track.last_stamp > self.config.track_timeout_s:
             return "track_reset_gap"
-        if obs.stamp - track.last_stamp < self._min_spacing(track.input):
+        if obs.frame_id != track.frame_id:
+            return "track_reset_frame"  # e.g. a robot's base motion came or went: the positions' frame changed
+        if obs.stamp - track.last_stamp < self._min_spacing(track.input) and not self.inputs[track.input].downsample:
             return "over_rate"
         return ""
 
     def _expected_rate(self, input_name: str) -> float:
-        rate = self.inputs[input_name].rate_hz
-        return rate if rate > 0 else 4.0 * self.fps
+        """Frames per second a track buffers: the input's rate (unknown: 4x the model's), at most the model's
+        when the input is downsampled."""
+        spec = self.inputs[input_name]
+        rate = spec.rate_hz if spec.rate_hz > 0 else 4.0 * self.fps
+        return min(rate, self.fps) if spec.downsample else rate
 
     def _min_spacing(self, input_name: str) -> float:
         return 0.5 / self._expected_rate(input_name)
@@ -457,12 +503,13 @@ class Recognizer:
             input=input_name, track_id=int(obs.track_id), topology=obs.topology, dims=obs.dims, up=up,
             frame_id=obs.frame_id, prompt=self.prompt_index(obs.topology, obs.dims, input_name),
             buffer=TrackBuffer(self.buffer_capacity(input_name), self.skeleton.num_joints, obs.dims),
-            first_stamp=obs.stamp, last_stamp=obs.stamp, last_arrival=now, next_due=first_due)
+            first_stamp=obs.stamp, last_stamp=obs.stamp, last_arrival=now, next_due=first_due,
+            frame_due=obs.stamp + 1.0 / self.fps)
 
     # -- windows ------------------------------------------------------------------------------------------------
     def _schedule(self, track: _Track) -> None:
         """Cut the window ending at the track's newest frame, and move its next due time along the grid."""
-        end = track.last_stamp
+        end = track.buffer.last_stamp
         track.windows += 1
         track.next_due = float(next_due(track.next_due, end, self.config.window_stride_s, STAMP_TOLERANCE_S))
         group = next((g for g in self.groups.values() if track.input in (g.primary, g.secondary)), None)

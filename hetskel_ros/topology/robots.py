@@ -21,6 +21,11 @@ Format::
       - joint: spine_mid
         from: {spine_base: 0.5, spine_shoulder: 0.5}
     limits: {max_reach: 2.0, max_extent: 3.0}   # optional, metres (hetskel_ros.topology.limits)
+    joint_prefix: ""                  # optional: a namespace in front of every JointState name ("g1/")
+    base_motion:                      # optional: where the base pose comes from (the transform tree)
+      odom_frame: odom                #   the fixed frame the robot's odometry publishes (default "odom")
+      base_frame: base_link           #   the moving base ('' = the URDF's root link)
+      needed_by: [walk, run]          #   actions that look different without it (said in diagnostics)
 """
 
 from __future__ import annotations
@@ -48,6 +53,15 @@ from hetskel_ros.topology.vocabulary import load_vocabulary
 
 
 @dataclass(frozen=True)
+class BaseMotion:
+    """Where a robot's base pose comes from: the transform ``odom_frame`` -> ``base_frame`` of its /tf tree."""
+
+    odom_frame: str = "odom"
+    base_frame: str = ""  # '' = the URDF's root link
+    needed_by: tuple[str, ...] = ()  # actions that need it (reported when base motion is missing)
+
+
+@dataclass(frozen=True)
 class RobotMapping:
     """Which URDF links of a robot stand for which canonical joints."""
 
@@ -61,6 +75,8 @@ class RobotMapping:
     path: Path | None = field(default=None, compare=False)
     prompt_topology: str = ""  # topology whose prompts a model without the robot's own uses ('' = none named)
     limits: Limits | None = None  # how far the mapped links can spread (hetskel_ros.topology.limits)
+    joint_prefix: str = ""  # namespace in front of every joint name of the robot's JointState (e.g. "g1/")
+    base_motion: BaseMotion = field(default_factory=lambda: BaseMotion())
 
     @property
     def link_names(self) -> tuple[str, ...]:
@@ -143,7 +159,18 @@ def _load_cached(path: Path, _mtime: float, vocabulary: tuple[str, ...]) -> Robo
         path=path,
         prompt_topology=_prompt_topology(fields),
         limits=parse_limits(fields),
+        joint_prefix=fields.text("joint_prefix"),
+        base_motion=_base_motion(fields),
     )
+
+
+def _base_motion(fields: Fields) -> BaseMotion:
+    if not fields.has("base_motion"):
+        return BaseMotion()
+    section = fields.mapping("base_motion")
+    odom = section.text("odom_frame") or BaseMotion.odom_frame
+    return BaseMotion(odom_frame=odom, base_frame=section.text("base_frame"),
+                      needed_by=tuple(section.string_list("needed_by", [])))
 
 
 def _prompt_topology(fields: Fields) -> str:

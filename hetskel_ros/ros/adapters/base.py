@@ -11,16 +11,21 @@ Writing an adapter: subclass :class:`InputAdapter`, set ``kind`` and ``message_t
 ``convert_parts`` when one message carries several people who can be rejected one by one), and add the kind to
 ``hetskel_ros.ros.adapters.ADAPTERS``. Kind-specific parameters go in ``parameters``: the node declares each as
 ``inputs.<input name>.<key>`` with that default and hands the values over in ``InputConfig.params``.
+
+An adapter that holds messages back (the JointState input waits a bounded time for the transform at a message's
+stamp) returns them later from ``release(now)``; it calls ``on_ready`` (set by the node) when some may be ready, and
+the node also polls it every ``poll_period_s``. ``status()`` adds the adapter's own facts to its input's diagnostics.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from hetskel_ros.runtime.observation import InputRejected, Observation
+from hetskel_ros.runtime.recognizer import InputSpec
 from hetskel_ros.topology import TopologyError, load_topology
 
 __all__ = ["InputAdapter", "InputConfig", "InputRejected", "Observation", "stamp_seconds"]
@@ -61,12 +66,14 @@ class InputAdapter(ABC):
     message_type: ClassVar[str]  # "pkg/msg/Name", e.g. "hetskel_msgs/msg/SkeletonArray"
     parameters: ClassVar[Mapping[str, Any]] = {}
     drop_reasons: ClassVar[tuple[str, ...]] = ()  # every InputRejected.reason it returns (documented, counted)
+    poll_period_s: ClassVar[float] = 0.0  # > 0: the node calls release() this often (messages held back)
 
     def __init__(self, config: InputConfig, node: Any | None = None):
         """``node`` (an rclpy Node, or None offline) is for adapters that need more than their topic (a URDF from
         robot_description, a logger)."""
         self.config = config
         self.node = node
+        self.on_ready: Callable[[], None] | None = None  # the node's: "release() may have something now"
 
     def dims(self) -> int | None:
         """2 or 3 when known from the configuration (needed to fuse views), None if messages decide."""
@@ -92,6 +99,28 @@ class InputAdapter(ABC):
             return self.convert(msg), []
         except InputRejected as exc:
             return [], [exc]
+
+    def spec(self) -> InputSpec:
+        """What the recognizer needs to know about this input."""
+        cfg = self.config
+        return InputSpec(cfg.name, cfg.rate_hz, cfg.view_group, self.dims(), self.prompt_topology, self.downsamples())
+
+    def downsamples(self) -> bool:
+        """Whether the recognizer keeps only the sample nearest each model frame time (streams faster than the
+        model, such as a robot's joint states at 200-500 Hz) instead of dropping extra frames as "over_rate"."""
+        return False
+
+    def holding(self) -> int:
+        """Messages held back, not yet released (0 by default)."""
+        return 0
+
+    def release(self, now: float) -> tuple[list[Observation], list[InputRejected]]:
+        """Observations (and rejections) of messages held back earlier that are due now; none by default."""
+        return [], []
+
+    def status(self) -> tuple[str, dict[str, str]]:
+        """A warning for the input's diagnostics ('' = none) and the adapter's own key values."""
+        return "", {}
 
     def close(self) -> None:  # noqa: B027 - nothing to release by default
         """Release subscriptions or files the adapter opened itself."""

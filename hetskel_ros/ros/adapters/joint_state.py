@@ -24,6 +24,7 @@ empty message, as every adapter reads one: nothing to see, not a drop.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import Counter
 from typing import Any, ClassVar
@@ -31,6 +32,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from hetskel_ros.ros.adapters.base import InputAdapter, InputConfig, InputRejected, Observation, stamp_seconds
+from hetskel_ros.ros.adapters.transforms import BaseMotion, transform_source
 from hetskel_ros.ros.adapters.urdf_kinematics import UrdfError, UrdfKinematics, resolve_urdf_path
 from hetskel_ros.topology import RobotMapping, Topology, UnifiedSkeleton, load_robot, load_unified
 
@@ -50,10 +52,13 @@ class JointStateConverter:
     """JointState messages of one robot -> observations; plain values only (no node), usable offline."""
 
     def __init__(self, robot: str | RobotMapping, frame: str = "", track_id: int = 0,
-                 skeleton: UnifiedSkeleton | None = None):
+                 skeleton: UnifiedSkeleton | None = None, joint_prefix: str | None = None):
+        """``joint_prefix``: a namespace in front of every joint name (None = the robot mapping's
+        ``joint_prefix``); names without it are unknown."""
         self.mapping = robot if isinstance(robot, RobotMapping) else load_robot(robot)
         self.topology: Topology = self.mapping.as_topology()
         self.frame = frame
+        self.joint_prefix = self.mapping.joint_prefix if joint_prefix is None else joint_prefix
         self.track_id = track_id
         self.skeleton = skeleton or load_unified()
         self.urdf_source = ""
@@ -92,7 +97,10 @@ class JointStateConverter:
             with open(path, encoding="utf-8") as handle:
                 text = handle.read()
         except OSError as exc:
-            raise UrdfError(f"robot '{self.name}': cannot read URDF file {path} ({exc.strerror or exc})") from None
+            error = f"robot '{self.name}': cannot read URDF file {path} ({exc.strerror or exc})"
+            with self._lock:
+                self._loaded, self._urdf_error, self.urdf_source = None, error, str(path)
+            raise UrdfError(error) from None
         self.set_urdf(text, source=str(path))
 
     def load_package_urdf(self) -> None:
@@ -130,10 +138,17 @@ class JointStateConverter:
             raise InputRejected("duplicate_joint_names", f"robot '{self.name}': JointState names {_quote(twice)} "
                                                          f"more than once")
         kinematics = loaded.kinematics
+        prefix = self.joint_prefix
+        if prefix:
+            unprefixed = [n for n in names if not n.startswith(prefix)]
+            if unprefixed:
+                raise InputRejected("unknown_joint_names", f"robot '{self.name}': joint name(s) {_quote(unprefixed)} "
+                                                           f"lack the joint prefix '{prefix}'")
+            names = [n[len(prefix):] for n in names]
         unknown = [n for n in names if n not in kinematics.all_joint_names]
         if unknown:
             raise InputRejected("unknown_joint_names", f"robot '{self.name}': the URDF ({kinematics.source}) has no "
-                                                       f"joint(s) {_quote(unknown)}")
+                                                       f"joint(s) {_quote([prefix + n for n in unknown])}")
         array = np.asarray(values, dtype=np.float64)
         bad = ~np.isfinite(array)
         if bad.any():
@@ -191,34 +206,67 @@ class RobotDescriptionListener:
 
 
 class JointStateAdapter(InputAdapter):
-    """sensor_msgs/JointState of the robot ``InputConfig.robot`` (config/robots), one observation per message."""
+    """sensor_msgs/JointState of the robot ``InputConfig.robot`` (config/robots), one observation per message,
+    moved into the odometry frame by the transform tree when the robot publishes it (see the module doc)."""
 
     kind = "joint_state"
     message_type = "sensor_msgs/msg/JointState"
-    parameters: ClassVar[dict[str, Any]] = {"urdf_file": "", "robot_description_topic": "robot_description",
-                                            "frame": "", "track_id": 0}
+    parameters: ClassVar[dict[str, Any]] = {
+        "urdf_file": "", "robot_description_topic": "robot_description", "frame": "", "track_id": 0,
+        "joint_prefix": "",  # '' = the robot mapping's joint_prefix
+        "downsample": True,  # keep the sample nearest each model frame time (robots publish at 200-500 Hz)
+        "use_tf": True, "odom_frame": "", "base_frame": "",  # '' = the robot mapping's base_motion frames
+        "transform_wait_s": 0.1, "transform_tolerance_s": 0.05,
+    }
     drop_reasons = ("no_urdf", "bad_urdf", "no_positions", "wrong_joint_count", "duplicate_joint_names",
-                    "unknown_joint_names", "non_finite")
+                    "unknown_joint_names", "non_finite", *BaseMotion.drop_reasons)
+    poll_period_s = 0.02  # how often waiting joint states are checked against their transform's wait bound
 
-    def __init__(self, config: InputConfig, node: Any | None = None):
+    def __init__(self, config: InputConfig, node: Any | None = None, transforms: Any | None = None):
+        """``transforms``: a lookup source for base motion when there is no node (offline: a TransformBuffer
+        filled from a bag's /tf); with a node, tf2_ros or this package's own /tf subscription is used."""
         super().__init__(config, node)
         robot = config.robot or config.topology
         if not robot:
             raise ValueError(f"input '{config.name}' (joint_state) names no robot: set inputs.{config.name}.robot to "
                              f"a file of config/robots")
         params = {**self.parameters, **dict(config.params)}
-        self.converter = JointStateConverter(robot, frame=str(params["frame"]), track_id=int(params["track_id"]))
+        self.params = params
+        mapping = load_robot(robot)
+        base = mapping.base_motion
+        self.base_frame = str(params["base_frame"]) or base.base_frame
+        frame = str(params["frame"]) or self.base_frame
+        if params["frame"] and self.base_frame and params["frame"] != self.base_frame:
+            raise ValueError(f"input '{config.name}': 'frame' ({params['frame']}) and 'base_frame' "
+                             f"({self.base_frame}) differ; the skeleton is expressed in the base frame, set one")
+        if float(params["transform_wait_s"]) < 0 or float(params["transform_tolerance_s"]) < 0:
+            raise ValueError(f"input '{config.name}': transform_wait_s and transform_tolerance_s must be >= 0")
+        self.converter = JointStateConverter(mapping, frame=frame, track_id=int(params["track_id"]),
+                                             joint_prefix=str(params["joint_prefix"]) or None)
+        self.needed_by = base.needed_by
         self.listener: RobotDescriptionListener | None = None
         urdf_file = str(params["urdf_file"])
-        if urdf_file == URDF_FROM_PACKAGE:
-            self.converter.load_package_urdf()
-        elif urdf_file:
-            self.converter.load_urdf_file(urdf_file)
-        elif node is not None:
+        try:
+            if urdf_file == URDF_FROM_PACKAGE:
+                self.converter.load_package_urdf()
+            elif urdf_file:
+                self.converter.load_urdf_file(urdf_file)
+        except UrdfError as exc:  # messages are dropped as "bad_urdf" (counted, logged); the node keeps running
+            self._log("error", f"input '{config.name}': {exc}; JointState messages are dropped as bad_urdf")
+        if not urdf_file:
+            if node is None:
+                raise ValueError(f"input '{config.name}' (joint_state): no urdf_file and no node to receive "
+                                 f"robot_description with")
             self.listener = RobotDescriptionListener(node, self.converter, str(params["robot_description_topic"]))
-        else:
-            raise ValueError(f"input '{config.name}' (joint_state): no urdf_file and no node to receive "
-                             f"robot_description with")
+        self.transforms = None
+        if bool(params["use_tf"]):
+            if transforms is None and node is not None:
+                transforms = transform_source(node, self._on_transforms)
+            self.transforms = transforms
+        self.base_motion = BaseMotion(self.transforms, str(params["odom_frame"]) or base.odom_frame,
+                                      self.base_frame or "", float(params["transform_wait_s"]),
+                                      float(params["transform_tolerance_s"]), what=f"input '{config.name}'")
+        self._reported_missing = False
 
     @property
     def prompt_topology(self) -> str:
@@ -228,11 +276,77 @@ class JointStateAdapter(InputAdapter):
     def dims(self) -> int | None:
         return 3
 
+    def downsamples(self) -> bool:
+        return bool(self.params["downsample"])
+
     def convert(self, msg: Any) -> list[Observation]:
+        """Offline use without transforms: the skeleton in the base frame (no waiting)."""
         observation = self.converter.convert(msg)
         return [] if observation is None else [observation]
+
+    def convert_parts(self, msg: Any) -> tuple[list[Observation], list[InputRejected]]:
+        """This message's skeleton joins the queue for its transform; returns whatever is due now."""
+        try:
+            observation = self.converter.convert(msg)
+        except InputRejected as exc:
+            return [], [exc]
+        if observation is None:
+            return [], []
+        now = self._now(observation.stamp)
+        if not self.base_frame:  # the URDF's root is the base: known once a URDF is loaded
+            self.base_motion.base_frame = observation.frame_id
+        rejected = self.base_motion.push(observation, now)
+        out, late = self.release(now)
+        return out, rejected + late
+
+    def holding(self) -> int:
+        return self.base_motion.queued
+
+    def release(self, now: float) -> tuple[list[Observation], list[InputRejected]]:
+        out, rejected = self.base_motion.release(now)
+        if self.base_motion.missing and not self._reported_missing and out:
+            self._reported_missing = True
+            needed = f" (needed by: {', '.join(self.needed_by)})" if self.needed_by else ""
+            self._log("warning", f"input '{self.config.name}': base motion is missing: "
+                                 f"{self.base_motion.missing_detail}; the skeleton stays in the base frame and "
+                                 f"walking or turning look like on the spot{needed}")
+        elif not self.base_motion.missing:
+            self._reported_missing = False
+        return out, rejected
+
+    def status(self) -> tuple[str, dict[str, str]]:
+        motion = self.base_motion
+        frames = f"'{motion.odom_frame}' -> '{motion.base_frame or 'URDF root'}'"
+        values = {"base_motion": f"missing: {motion.missing_detail}" if motion.missing else f"from /tf {frames}",
+                  "base_motion_needed_by": ", ".join(self.needed_by) or "none listed",
+                  "with_base_motion": str(motion.with_base_motion),
+                  "without_base_motion": str(motion.without_base_motion),
+                  "waiting_for_transform": str(motion.queued),
+                  "joint_prefix": self.converter.joint_prefix or "none"}
+        warning = ""
+        if motion.missing and motion.without_base_motion and self.transforms is not None:
+            warning = f"base motion missing ({motion.missing_detail})"
+        return warning, values
+
+    def _on_transforms(self) -> None:
+        if self.on_ready is not None:
+            self.on_ready()
+
+    def _now(self, fallback: float) -> float:
+        if self.node is None:
+            return fallback  # offline: the data's own clock
+        return self.node.get_clock().now().nanoseconds * 1e-9
+
+    def _log(self, level: str, text: str) -> None:
+        if self.node is not None:
+            getattr(self.node.get_logger(), level)(text)
+        else:
+            getattr(logging.getLogger(__name__), level)(text)
 
     def close(self) -> None:
         if self.listener is not None:
             self.listener.close()
             self.listener = None
+        if self.transforms is not None and hasattr(self.transforms, "close"):
+            self.transforms.close()
+            self.transforms = None

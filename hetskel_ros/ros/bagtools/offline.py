@@ -26,7 +26,7 @@ from hetskel_ros.ros.msg_dict import message_class
 from hetskel_ros.ros.recognizer_params import RecognizerParameters, declare_parameters
 from hetskel_ros.runtime.backends import load_backend
 from hetskel_ros.runtime.detection_metrics import Prediction
-from hetskel_ros.runtime.recognizer import Decision, InputSpec, Recognizer
+from hetskel_ros.runtime.recognizer import Decision, Recognizer
 from hetskel_ros.runtime.samples import default_bundle_path
 
 NODE_NAME = "recognizer"
@@ -141,8 +141,7 @@ class OfflinePipeline:
         self.backend = load_backend(bundle, settings.backend_order(), **options)
         self.adapters: dict[str, InputAdapter] = {cfg.name: adapter_class(cfg.kind)(cfg, None)
                                                   for cfg in parameters.inputs}
-        specs = [InputSpec(cfg.name, cfg.rate_hz, cfg.view_group, self.adapters[cfg.name].dims(),
-                           self.adapters[cfg.name].prompt_topology) for cfg in parameters.inputs]
+        specs = [self.adapters[cfg.name].spec() for cfg in parameters.inputs]
         self.recognizer = Recognizer(bundle, self.backend, specs, parameters.recognizer, parameters.fusion.rule())
         timeout = parameters.recognizer.track_timeout_s
         self.expiry_period = min(0.25, timeout / 4)  # the node's expiry timer period
