@@ -47,6 +47,7 @@ setup(
             "hetskel-bag = hetskel_ros.ros.bagtools.cli:main",
             "bag_player = hetskel_ros.ros.entry:bag_player",
             "hetskel-demo = hetskel_ros.ros.bagtools.demo:main",
+            "hetskel-robot-eval = hetskel_ros.ros.robot_eval:main",
         ],
     },
 )

@@ -206,7 +206,10 @@ def test_the_adapter_reports_base_motion_and_its_parameters():
     names = list(adapter.converter.kinematics.joint_names)
     buffer.add("odom", "pelvis", 2.0, (3.0, 0.0, 0.79), yaw(0.0))
     buffer.add("odom", "pelvis", 3.0, (4.0, 0.0, 0.79), yaw(0.0))
-    out, rejected = adapter.convert_parts(joint_state(names, np.zeros(len(names)), stamp_s=2.5))
+    assert adapter.convert_parts(joint_state(names, np.zeros(len(names)), stamp_s=2.5)) == ([], [])
+    assert adapter.holding() == 1
+    released, rejected = adapter.release(2.5)
+    out = [observation for message in released for observation in message]
     assert len(out) == 1 and not rejected and out[0].frame_id == "odom"
     plain = adapter.convert(joint_state(names, np.zeros(len(names)), stamp_s=2.5))[0]
     present = out[0].mask
@@ -216,5 +219,6 @@ def test_the_adapter_reports_base_motion_and_its_parameters():
     assert not warning and values["base_motion"] == "from /tf 'odom' -> 'pelvis'"
     assert "walk" in values["base_motion_needed_by"]
     off = JointStateAdapter(dataclasses.replace(config, params={"urdf_file": "package", "use_tf": False}), None)
-    assert off.convert_parts(joint_state(names, np.zeros(len(names))))[0][0].frame_id == "pelvis"
+    off.convert_parts(joint_state(names, np.zeros(len(names))))
+    assert off.release(0.0)[0][0][0].frame_id == "pelvis"
     assert off.status()[1]["base_motion"].startswith("missing")

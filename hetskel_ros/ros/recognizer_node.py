@@ -155,28 +155,32 @@ class RecognizerNode(Node):
             return
         if not observations and not rejected and adapter.holding() <= holding:
             self.recognizer.count_nobody(input_name)
-        self._use(input_name, observations, rejected, now)
+        self._use(input_name, [observations], rejected, now)
+        if adapter.holding():
+            self.on_released(input_name)
 
     def on_released(self, input_name: str) -> None:
-        """Messages an adapter held back (e.g. waiting for their transform) that are due now."""
+        """Messages an adapter held back (e.g. waiting for their transform) that are due now, one message at a time."""
         adapter = self.adapters.get(input_name)
         if adapter is None or not adapter.holding():
             return
         now = self.now_s()
         try:
-            observations, rejected = adapter.release(now)
+            messages, rejected = adapter.release(now)
         except Exception as exc:
             self._internal_error("adapter", f"input '{input_name}': adapter failed releasing messages: {exc!r}")
             return
-        if observations or rejected:
-            self._use(input_name, observations, rejected, now)
+        if messages or rejected:
+            self._use(input_name, messages, rejected, now)
 
-    def _use(self, input_name: str, observations: list, rejected: list, now: float) -> None:
+    def _use(self, input_name: str, messages: list[list], rejected: list, now: float) -> None:
+        """Count the rejections, buffer each message's observations, and run the windows they completed."""
         for rejection in rejected:
             self.recognizer.count_drop(input_name, rejection.reason)
             self._log_drop(input_name, rejection.reason, str(rejection))
         try:
-            self.recognizer.observe(input_name, observations, now)
+            for observations in messages:
+                self.recognizer.observe(input_name, observations, now)
         except Exception as exc:
             self._internal_error("recognizer", f"input '{input_name}': {exc!r}")
             return

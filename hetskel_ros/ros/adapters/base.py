@@ -13,8 +13,9 @@ Writing an adapter: subclass :class:`InputAdapter`, set ``kind`` and ``message_t
 ``inputs.<input name>.<key>`` with that default and hands the values over in ``InputConfig.params``.
 
 An adapter that holds messages back (the JointState input waits a bounded time for the transform at a message's
-stamp) returns them later from ``release(now)``; it calls ``on_ready`` (set by the node) when some may be ready, and
-the node also polls it every ``poll_period_s``. ``status()`` adds the adapter's own facts to its input's diagnostics.
+stamp) returns nothing for them from ``convert_parts`` and gives them later from ``release(now)``; it calls
+``on_ready`` (set by the node) when some may be ready, and the node also polls it every ``poll_period_s``.
+``status()`` adds the adapter's own facts to its input's diagnostics.
 """
 
 from __future__ import annotations
@@ -114,8 +115,9 @@ class InputAdapter(ABC):
         """Messages held back, not yet released (0 by default)."""
         return 0
 
-    def release(self, now: float) -> tuple[list[Observation], list[InputRejected]]:
-        """Observations (and rejections) of messages held back earlier that are due now; none by default."""
+    def release(self, now: float) -> tuple[list[list[Observation]], list[InputRejected]]:
+        """Observations of messages held back earlier that are due now, one list per message (the recognizer
+        observes each message on its own), and rejections; none by default."""
         return [], []
 
     def status(self) -> tuple[str, dict[str, str]]:

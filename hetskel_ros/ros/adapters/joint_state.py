@@ -285,24 +285,21 @@ class JointStateAdapter(InputAdapter):
         return [] if observation is None else [observation]
 
     def convert_parts(self, msg: Any) -> tuple[list[Observation], list[InputRejected]]:
-        """This message's skeleton joins the queue for its transform; returns whatever is due now."""
+        """This message's skeleton joins the queue for its transform (``release`` gives it when due)."""
         try:
             observation = self.converter.convert(msg)
         except InputRejected as exc:
             return [], [exc]
         if observation is None:
             return [], []
-        now = self._now(observation.stamp)
         if not self.base_frame:  # the URDF's root is the base: known once a URDF is loaded
             self.base_motion.base_frame = observation.frame_id
-        rejected = self.base_motion.push(observation, now)
-        out, late = self.release(now)
-        return out, rejected + late
+        return [], self.base_motion.push(observation, self._now(observation.stamp))
 
     def holding(self) -> int:
         return self.base_motion.queued
 
-    def release(self, now: float) -> tuple[list[Observation], list[InputRejected]]:
+    def release(self, now: float) -> tuple[list[list[Observation]], list[InputRejected]]:
         out, rejected = self.base_motion.release(now)
         if self.base_motion.missing and not self._reported_missing and out:
             self._reported_missing = True
@@ -312,7 +309,7 @@ class JointStateAdapter(InputAdapter):
                                  f"walking or turning look like on the spot{needed}")
         elif not self.base_motion.missing:
             self._reported_missing = False
-        return out, rejected
+        return [[observation] for observation in out], rejected
 
     def status(self) -> tuple[str, dict[str, str]]:
         motion = self.base_motion

@@ -150,6 +150,38 @@ class UrdfKinematics:
             out[slot] = out[parent] @ local[slot - 1]
         return out
 
+    def position_jacobian(self, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(L, 3) positions of ``links`` in the root frame and their (L, 3, num_joints) derivatives by the actuated
+        joint values (inverse kinematics: hetskel_ros.ros.retarget). Only the root frame: ``frame`` is ignored."""
+        if not hasattr(self, "_pairs"):
+            self._pairs = self._link_joint_pairs()
+        rows, joints, sources, multipliers, prismatic = self._pairs
+        transforms = self.transforms(np.asarray(q, dtype=np.float64))
+        points = transforms[self._link_slots, :3, 3]
+        frames = transforms[joints + 1]  # each joint's child link: its axis and origin after the motion
+        axes = np.einsum("kij,kj->ki", frames[:, :3, :3], self._axes[joints])
+        columns = np.where(prismatic[:, None], axes, np.cross(axes, points[rows] - frames[:, :3, 3]))
+        jacobian = np.zeros((len(self.links), self.num_joints, 3))
+        np.add.at(jacobian, (rows, sources), multipliers[:, None] * columns)
+        return points, jacobian.transpose(0, 2, 1)
+
+    def _link_joint_pairs(self) -> tuple[np.ndarray, ...]:
+        """(link row, chain joint) for every moving joint between the root and each link, as arrays."""
+        self._axes = np.array([j.axis for j in self._chain]).reshape(-1, 3)
+        rows, joints = [], []
+        for row, slot in enumerate(self._link_slots.tolist()):
+            while slot > 0:
+                joint = self._chain[slot - 1]
+                if joint.kind != 2 and joint.source >= 0:
+                    rows.append(row)
+                    joints.append(slot - 1)
+                slot = joint.parent_slot
+        joints_array = np.array(joints, dtype=np.int64)
+        return (np.array(rows, dtype=np.int64), joints_array,
+                np.array([self._chain[k].source for k in joints], dtype=np.int64),
+                np.array([self._chain[k].multiplier for k in joints]),
+                np.array([self._chain[k].kind == 1 for k in joints], dtype=bool))
+
     def positions(self, q: np.ndarray) -> np.ndarray:
         """(L, 3) positions of ``links`` in ``frame`` (metres) for actuated joint values ``q``."""
         transforms = self.transforms(np.asarray(q, dtype=np.float64))

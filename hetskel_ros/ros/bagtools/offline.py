@@ -162,6 +162,13 @@ class OfflinePipeline:
         for rejection in rejected:
             recognizer.count_drop(input_name, rejection.reason)
         recognizer.observe(input_name, observations, now)
+        adapter = self.adapters[input_name]
+        if adapter.holding():  # e.g. joint states waiting for their transform: whatever is due now
+            released, late = adapter.release(now)
+            for rejection in late:
+                recognizer.count_drop(input_name, rejection.reason)
+            for message in released:
+                recognizer.observe(input_name, message, now)
         return decisions + (recognizer.step(now) if recognizer.pending else [])
 
     def _timer_until(self, now: float) -> list[Decision]:

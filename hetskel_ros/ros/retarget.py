@@ -1,0 +1,155 @@
+"""Human mocap -> a humanoid robot's joint trajectories and base poses (the robot evaluation's input).
+
+Inverse kinematics by damped least squares over the project's own forward kinematics (hetskel_ros.ros.adapters.
+urdf_kinematics, analytic position Jacobian): pinocchio's PyPI wheel ``pin`` needs numpy >= 2, which this environment
+cannot take (mediapipe 0.10.21 needs numpy < 2). No ROS here; ``hetskel-robot-eval`` publishes the result.
+
+Retargeting keeps the human's bone DIRECTIONS and the robot's bone LENGTHS (the usual motion retargeting):
+1. The base: the human pelvis frame (hip line; vertical up) becomes the robot's base orientation in ``odom``
+   (z up, REP-103); its position is the human pelvis scaled by robot leg length / human leg length, at the robot's
+   standing pelvis height. This is the transform odom -> base the robot's odometry would publish.
+2. Targets in the base frame: from the robot's own hips and shoulders (zero pose), each limb point is the previous
+   one plus the robot's bone length along the human's bone direction (hip -> knee -> ankle, pelvis -> spine top ->
+   shoulders -> elbow -> wrist). The torso lean goes to the robot's waist joints.
+3. Per frame, joint values minimise the squared distance of the mapped links to those targets within the URDF's
+   joint limits, with a small pull towards the previous frame (smooth) and towards zero (joints no target moves:
+   wrists' roll, head, fingers), warm-started from the previous frame.
+Data it is meant for: the Bandai Namco mocap's native joints (config/topologies/bandai_mocap.yaml), Y up, metres.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+
+import numpy as np
+
+from hetskel_ros.ros.adapters.urdf_kinematics import UrdfKinematics, resolve_urdf_path
+from hetskel_ros.topology import load_robot, load_topology
+
+Y_UP_TO_Z_UP = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])  # (x, y, z) -> (x, -z, y)
+# Human (bandai_mocap) joint of each canonical joint the targets use.
+LIMBS = (("left_hip", "left_knee", "left_ankle"), ("right_hip", "right_knee", "right_ankle"),
+         ("left_shoulder", "left_elbow", "left_wrist"), ("right_shoulder", "right_elbow", "right_wrist"))
+ITERATIONS = 12
+DAMPING = 1e-3
+SMOOTH = 1e-2  # pull towards the previous frame's joint values (per radian squared, against metres squared)
+REST = 2e-3  # pull towards zero
+
+
+@dataclass(frozen=True)
+class RobotMotion:
+    """One clip on the robot: actuated joint values per frame and the base pose (odom -> base) per frame."""
+
+    joint_names: tuple[str, ...]
+    q: np.ndarray  # (T, num_joints) radians (metres for prismatic joints)
+    base: np.ndarray  # (T, 4, 4) pose of the base frame in odom
+    fps: float
+    residual_m: float  # RMS distance of the targeted links to their targets over the clip
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    norm = np.linalg.norm(v, axis=-1, keepdims=True)
+    return v / np.maximum(norm, 1e-9)
+
+
+class Retargeter:
+    """Retargets clips of one human topology onto one robot mapping (config/robots)."""
+
+    def __init__(self, robot: str, human_topology: str = "bandai_mocap"):
+        self.mapping = load_robot(robot)
+        path = resolve_urdf_path(self.mapping.urdf_package, self.mapping.urdf_path)
+        self.canonical = {joint: link for link, joint in self.mapping.links.items()}
+        targeted = [j for limb in LIMBS for j in limb]
+        self.kinematics = UrdfKinematics(path.read_text(), [self.canonical[j] for j in targeted], source=str(path))
+        self.targeted = targeted
+        human = load_topology(human_topology)
+        self.human_index = {canonical: human.joints.index(native) for native, canonical in human.canonical.items()}
+        zero = dict(zip(targeted, self.kinematics.positions(np.zeros(self.kinematics.num_joints)), strict=True))
+        self.zero = zero
+        self.length = {(a, b): float(np.linalg.norm(zero[b] - zero[a])) for limb in LIMBS
+                       for a, b in itertools.pairwise(limb)}
+        self.mid_hips = 0.5 * (zero["left_hip"] + zero["right_hip"])
+        self.mid_shoulders = 0.5 * (zero["left_shoulder"] + zero["right_shoulder"])
+        self.spine = float(np.linalg.norm(self.mid_shoulders - self.mid_hips))
+        self.shoulder_half = 0.5 * float(np.linalg.norm(zero["left_shoulder"] - zero["right_shoulder"]))
+        self.leg = self.length[("left_hip", "left_knee")] + self.length[("left_knee", "left_ankle")]
+        self.pelvis_height = float(-zero["left_ankle"][2]) + 0.05  # ankle joint about 5 cm above the sole
+        self.moving = np.flatnonzero(np.abs(self._jacobian_mask()) > 0)
+
+    def _jacobian_mask(self) -> np.ndarray:
+        """How much each joint moves the targeted links, over a few configurations (at one, an axis may happen to
+        pass through every target)."""
+        kin = self.kinematics
+        configurations = np.random.default_rng(0).uniform(kin.lower, kin.upper, (4, kin.num_joints))
+        return sum(np.abs(kin.position_jacobian(q)[1]).sum(axis=(0, 1)) for q in configurations)
+
+    def _human(self, frames: np.ndarray, joint: str) -> np.ndarray:
+        return frames[:, self.human_index[joint]] @ Y_UP_TO_Z_UP.T
+
+    def base_poses(self, frames: np.ndarray) -> np.ndarray:
+        """(T, 4, 4) odom -> base from the human's pelvis (hip line, vertical up), scaled to the robot's legs."""
+        left, right = self._human(frames, "left_hip"), self._human(frames, "right_hip")
+        lateral = left - right
+        lateral[:, 2] = 0.0
+        y = _unit(lateral)
+        z = np.broadcast_to(np.array([0.0, 0.0, 1.0]), y.shape)
+        x = np.cross(y, z)
+        poses = np.tile(np.eye(4), (len(frames), 1, 1))
+        poses[:, :3, 0], poses[:, :3, 1], poses[:, :3, 2] = x, y, z
+        centre = 0.5 * (left + right)
+        human_leg = np.median(np.linalg.norm(self._human(frames, "left_knee") - left, axis=-1)
+                              + np.linalg.norm(self._human(frames, "left_ankle") - self._human(frames, "left_knee"),
+                                               axis=-1))
+        scale = self.leg / max(float(human_leg), 1e-6)
+        poses[:, :2, 3] = centre[:, :2] * scale
+        poses[:, 2, 3] = self.pelvis_height + (centre[:, 2] - np.median(centre[:, 2])) * scale
+        return poses
+
+    def targets(self, frames: np.ndarray, base: np.ndarray) -> np.ndarray:
+        """(T, L, 3) target positions of the targeted links in the base frame (robot lengths, human directions)."""
+        rotation_t = np.transpose(base[:, :3, :3], (0, 2, 1))
+
+        def direction(a: str, b: str) -> np.ndarray:
+            world = _unit(self._human(frames, b) - self._human(frames, a))
+            return np.einsum("tij,tj->ti", rotation_t, world)
+
+        targets: dict[str, np.ndarray] = {}
+        count = len(frames)
+        for hip in ("left_hip", "right_hip"):
+            targets[hip] = np.broadcast_to(self.zero[hip], (count, 3))
+        mid_human = 0.5 * (self._human(frames, "left_hip") + self._human(frames, "right_hip"))
+        top_human = 0.5 * (self._human(frames, "left_shoulder") + self._human(frames, "right_shoulder"))
+        spine = np.einsum("tij,tj->ti", rotation_t, _unit(top_human - mid_human))
+        top = self.mid_hips + self.spine * spine
+        across = direction("right_shoulder", "left_shoulder")
+        targets["left_shoulder"] = top + self.shoulder_half * across
+        targets["right_shoulder"] = top - self.shoulder_half * across
+        for limb in LIMBS:
+            for a, b in itertools.pairwise(limb):
+                targets[b] = targets[a] + self.length[(a, b)] * direction(a, b)
+        return np.stack([targets[j] for j in self.targeted], axis=1)
+
+    def retarget(self, frames: np.ndarray, fps: float) -> RobotMotion:
+        """One human clip (T, N, 3) of the human topology's native joints -> the robot's motion."""
+        frames = np.asarray(frames, dtype=np.float64)
+        base = self.base_poses(frames)
+        targets = self.targets(frames, base)
+        kin = self.kinematics
+        q = np.zeros(kin.num_joints)
+        out = np.zeros((len(frames), kin.num_joints))
+        squared = 0.0
+        moving = self.moving
+        for t in range(len(frames)):
+            previous = q.copy()
+            for _ in range(ITERATIONS if t else 4 * ITERATIONS):
+                points, jacobian = kin.position_jacobian(q)
+                error = (targets[t] - points).reshape(-1)
+                j = jacobian.reshape(-1, kin.num_joints)[:, moving]
+                lhs = j.T @ j + (DAMPING + SMOOTH + REST) * np.eye(len(moving))
+                rhs = j.T @ error + SMOOTH * (previous[moving] - q[moving]) - REST * q[moving]
+                q[moving] = np.clip(q[moving] + np.linalg.solve(lhs, rhs), kin.lower[moving], kin.upper[moving])
+            out[t] = q
+            squared += float(np.sum((targets[t] - kin.positions(q)) ** 2))
+        residual = float(np.sqrt(squared / max(len(frames) * len(self.targeted), 1)))
+        return RobotMotion(kin.joint_names, out, base, float(fps), residual)
