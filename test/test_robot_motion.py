@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import time
 
 import numpy as np
 import pytest
@@ -222,3 +223,85 @@ def test_the_adapter_reports_base_motion_and_its_parameters():
     off.convert_parts(joint_state(names, np.zeros(len(names))))
     assert off.release(0.0)[0][0][0].frame_id == "pelvis"
     assert off.status()[1]["base_motion"].startswith("missing")
+
+
+# -- over DDS: a robot's real streams into the node ------------------------------------------------------------
+def test_a_robot_over_dds_gets_base_motion_and_bad_input_is_counted_not_fatal(ros, tmp_path):
+    """JointState at 200 Hz and /tf into a RecognizerNode: actions in the odom frame; unknown joint names, a stale
+    transform and a URDF without the mapped links are dropped by reason while the node keeps labelling."""
+    from diagnostic_msgs.msg import DiagnosticArray
+    from geometry_msgs.msg import TransformStamped
+    from hetskel_msgs.msg import ActionArray
+    from rclpy.parameter import Parameter
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from recognizer_support import stand_in_bundle_path
+    from tf2_msgs.msg import TFMessage
+
+    from hetskel_ros.ros.adapters.urdf_kinematics import resolve_urdf_path
+    from hetskel_ros.ros.recognizer_node import RecognizerNode, to_time
+
+    g1 = load_robot("unitree_g1")
+    g1_urdf = resolve_urdf_path(g1.urdf_package, g1.urdf_path)
+    overrides = [
+        Parameter("model", value=str(stand_in_bundle_path())), Parameter("backend", value="onnxruntime"),
+        Parameter("threads", value=1), Parameter("diagnostics_period_s", value=0.2), Parameter("threshold", value=0.0),
+        Parameter("input_queue_depth", value=500), Parameter("inputs.names", value=["g1", "wrong"]),
+        Parameter("inputs.g1.topic", value="g1/joint_states"), Parameter("inputs.g1.kind", value="joint_state"),
+        Parameter("inputs.g1.robot", value="unitree_g1"), Parameter("inputs.g1.rate_hz", value=200.0),
+        Parameter("inputs.g1.urdf_file", value="package"), Parameter("inputs.g1.joint_prefix", value="g1/"),
+        Parameter("inputs.wrong.topic", value="wrong/joint_states"),
+        Parameter("inputs.wrong.kind", value="joint_state"),
+        Parameter("inputs.wrong.robot", value="talos"), Parameter("inputs.wrong.urdf_file", value=str(g1_urdf)),
+    ]
+    node = ros.add_node(RecognizerNode(context=ros.context, parameter_overrides=overrides))
+    probe = ros.node("robot_probe")
+    reliable = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE)
+    joints = probe.create_publisher(JointState, "g1/joint_states", reliable)
+    wrong = probe.create_publisher(JointState, "wrong/joint_states", reliable)
+    tf = probe.create_publisher(TFMessage, "/tf", QoSProfile(depth=100))
+    actions, diagnostics = [], {}
+    probe.create_subscription(ActionArray, "actions", actions.append, reliable)
+
+    def on_diagnostics(msg) -> None:
+        for status in msg.status:
+            diagnostics[status.name] = {kv.key: kv.value for kv in status.values}
+
+    probe.create_subscription(DiagnosticArray, "/diagnostics", on_diagnostics, 10)
+    for publisher in (joints, wrong, tf):
+        ros.wait_for_subscribers(publisher)
+    names = list(node.adapters["g1"].converter.kinematics.joint_names)
+    start = 50.0
+
+    def send(k: int, with_tf: bool = True, prefix: str = "g1/") -> None:
+        stamp = start + k / 200.0
+        q = 0.4 * np.sin(np.linspace(0, 3, len(names)) + 2 * math.pi * stamp)
+        msg = joint_state([prefix + n for n in names], q, stamp)
+        joints.publish(msg)
+        if with_tf:
+            transform = TransformStamped()
+            transform.header.stamp = to_time(stamp)
+            transform.header.frame_id, transform.child_frame_id = "odom", "pelvis"
+            transform.transform.translation.x, transform.transform.translation.z = 0.5 * (stamp - start), 0.79
+            transform.transform.rotation.w = 1.0
+            tf.publish(TFMessage(transforms=[transform]))
+        time.sleep(0.002)
+
+    for k in range(600):  # 3 s at 200 Hz (sent at about real time)
+        send(k, prefix="" if k == 300 else "g1/")  # one message without the namespace
+    wrong.publish(joint_state(names[:3], [0.0, 0.0, 0.0]))
+    for k in range(600, 700):  # odometry stops: these would extrapolate 0.05-0.5 s
+        send(k, with_tf=False)
+    status = "recognizer: input g1"
+    ros.wait_for(lambda: int(diagnostics.get(status, {}).get("dropped.transform_extrapolation", 0)) >= 80,
+                 what="stale-transform drops in diagnostics")
+    values = diagnostics[status]
+    assert int(values["dropped.unknown_joint_names"]) == 1
+    assert values["base_motion"] == "from /tf 'odom' -> 'pelvis'" and values["joint_prefix"] == "g1/"
+    assert int(values["with_base_motion"]) >= 590
+    assert not any(key.startswith("dropped.over_rate") for key in values)
+    ros.wait_for(lambda: int(diagnostics.get("recognizer: input wrong", {}).get("dropped.bad_urdf", 0)) == 1,
+                 what="bad_urdf drop")
+    assert actions and all(a.header.frame_id == "odom" for msg in actions for a in msg.actions)
+    assert all(a.hypotheses for msg in actions for a in msg.actions)
+    windows = len(actions)
+    assert windows >= 4  # 3 s of data, a window every 0.5 s after the first half-window

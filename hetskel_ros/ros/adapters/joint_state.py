@@ -16,9 +16,15 @@ URDF's zero pose); fixed and mimic joints named in a message are accepted and ig
 master). A name the URDF lacks drops the message ("unknown_joint_names", naming them): it means the wrong robot or
 URDF, and guessing would silently produce a wrong skeleton.
 
+Rates, namespaces and base motion (docs/inputs.md): the recognizer downsamples the stream by stamp to the model's
+rate; ``joint_prefix`` strips a namespace in front of every name; the skeleton waits (bounded, queued, never blocking
+the executor) for the transform odom -> base at its stamp (hetskel_ros.ros.adapters.transforms) and goes into the
+odometry frame, or on in the base frame when the robot publishes none (diagnostics say base motion is missing).
+
 Drop reasons: "no_urdf", "bad_urdf" (the last URDF received could not be used; the message says why),
 "no_positions" (names but no positions), "wrong_joint_count" (names and positions differ in length),
-"duplicate_joint_names", "unknown_joint_names", "non_finite". A JointState with no names and no positions is an
+"duplicate_joint_names", "unknown_joint_names", "non_finite", "transform_extrapolation" (the transform at the stamp
+would extrapolate too far), "transform_queue_full". A JointState with no names and no positions is an
 empty message, as every adapter reads one: nothing to see, not a drop.
 """
 
@@ -105,7 +111,13 @@ class JointStateConverter:
 
     def load_package_urdf(self) -> None:
         """The URDF the robot file names (urdf.package + urdf.path)."""
-        self.load_urdf_file(str(resolve_urdf_path(self.mapping.urdf_package, self.mapping.urdf_path)))
+        try:
+            path = resolve_urdf_path(self.mapping.urdf_package, self.mapping.urdf_path)
+        except UrdfError as exc:
+            with self._lock:
+                self._loaded, self._urdf_error = None, f"robot '{self.name}': {exc}"
+            raise UrdfError(self._urdf_error) from None
+        self.load_urdf_file(str(path))
 
     def convert(self, msg: Any) -> Observation | None:
         """The robot's skeleton, or None for an empty message (no names, no positions)."""
