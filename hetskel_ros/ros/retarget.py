@@ -6,8 +6,9 @@ cannot take (mediapipe 0.10.21 needs numpy < 2). No ROS here; ``hetskel-robot-ev
 
 Retargeting keeps the human's bone DIRECTIONS and the robot's bone LENGTHS (the usual motion retargeting):
 1. The base: the human pelvis frame (hip line; vertical up) becomes the robot's base orientation in ``odom``
-   (z up, REP-103); its position is the human pelvis scaled by robot leg length / human leg length, at the robot's
-   standing pelvis height. This is the transform odom -> base the robot's odometry would publish.
+   (z up, REP-103); its horizontal path is the human's (``travel="human"``) or scaled by robot / human leg length
+   (``"legs"``), at the robot's standing pelvis height plus the human's scaled bobbing. This is the transform
+   odom -> base the robot's odometry would publish.
 2. Targets in the base frame: from the robot's own hips and shoulders (zero pose), each limb point is the previous
    one plus the robot's bone length along the human's bone direction (hip -> knee -> ankle, pelvis -> spine top ->
    shoulders -> elbow -> wrist). The torso lean goes to the robot's waist joints.
@@ -35,6 +36,7 @@ ITERATIONS = 12
 DAMPING = 1e-3
 SMOOTH = 1e-2  # pull towards the previous frame's joint values (per radian squared, against metres squared)
 REST = 2e-3  # pull towards zero
+TRAVEL = ("human", "legs")  # the base path: the human's, or scaled by robot / human leg length
 
 
 @dataclass(frozen=True)
@@ -56,7 +58,13 @@ def _unit(v: np.ndarray) -> np.ndarray:
 class Retargeter:
     """Retargets clips of one human topology onto one robot mapping (config/robots)."""
 
-    def __init__(self, robot: str, human_topology: str = "bandai_mocap"):
+    def __init__(self, robot: str, human_topology: str = "bandai_mocap", travel: str = "human"):
+        """``travel``: how the human pelvis path goes onto the robot: "human" (the human's path: a robot walking at
+        human speed, as the G1 and TALOS controllers do, 1-2 m/s) or "legs" (scaled by robot / human leg length:
+        the human's cadence with the robot's shorter stride)."""
+        if travel not in TRAVEL:
+            raise ValueError(f"travel must be one of {TRAVEL}, got {travel!r}")
+        self.travel = travel
         self.mapping = load_robot(robot)
         path = resolve_urdf_path(self.mapping.urdf_package, self.mapping.urdf_path)
         self.canonical = {joint: link for link, joint in self.mapping.links.items()}
@@ -102,7 +110,7 @@ class Retargeter:
                               + np.linalg.norm(self._human(frames, "left_ankle") - self._human(frames, "left_knee"),
                                                axis=-1))
         scale = self.leg / max(float(human_leg), 1e-6)
-        poses[:, :2, 3] = centre[:, :2] * scale
+        poses[:, :2, 3] = centre[:, :2] * (scale if self.travel == "legs" else 1.0)
         poses[:, 2, 3] = self.pelvis_height + (centre[:, 2] - np.median(centre[:, 2])) * scale
         return poses
 

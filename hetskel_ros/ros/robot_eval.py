@@ -37,7 +37,7 @@ import numpy as np
 import yaml
 
 from hetskel_ros.paths import share_dir
-from hetskel_ros.ros.retarget import Retargeter, RobotMotion
+from hetskel_ros.ros.retarget import TRAVEL, Retargeter, RobotMotion
 from hetskel_ros.topology import load_robot, load_topology
 from hetskel_ros.topology.sequences import SequenceSet, default_mocap_path, load_sequences, select_sample
 
@@ -370,21 +370,25 @@ def score(clips: list[Clip], votes: Votes, needs_base: set[str]) -> dict[str, An
             "per_class": per_class(clips, votes), "predicted": [votes.winner(k) for k in range(len(clips))]}
 
 
-def retarget_all(robot: str, data: SequenceSet, clips: list[Clip], cache: Path | None) -> list[RobotMotion]:
-    """Retargeted clips, cached per robot and clip name (IK takes a few ms per frame)."""
-    retargeter = Retargeter(robot, data.topology)
+def retarget_all(robot: str, data: SequenceSet, clips: list[Clip], cache: Path | None,
+                 travel: str = "human") -> list[RobotMotion]:
+    """Retargeted clips; the joint values are cached per robot and clip name (IK takes a few ms per frame), the base
+    path (cheap, and depends on ``travel``) is computed each time."""
+    retargeter = Retargeter(robot, data.topology, travel=travel)
     out = []
     for clip in clips:
+        frames = data.sequences[clip.index]
         path = cache / robot / f"{clip.name}.npz" if cache is not None else None
         if path is not None and path.is_file():
             stored = np.load(path)
-            out.append(RobotMotion(tuple(str(n) for n in stored["joint_names"]), stored["q"], stored["base"],
-                                   float(stored["fps"]), float(stored["residual_m"])))
+            out.append(RobotMotion(tuple(str(n) for n in stored["joint_names"]), stored["q"],
+                                   retargeter.base_poses(np.asarray(frames, np.float64)), float(stored["fps"]),
+                                   float(stored["residual_m"])))
             continue
-        motion = retargeter.retarget(data.sequences[clip.index], data.fps)
+        motion = retargeter.retarget(frames, data.fps)
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
-            np.savez(path, joint_names=np.array(motion.joint_names), q=motion.q, base=motion.base, fps=motion.fps,
+            np.savez(path, joint_names=np.array(motion.joint_names), q=motion.q, fps=motion.fps,
                      residual_m=motion.residual_m)
         out.append(motion)
     return out
@@ -392,11 +396,11 @@ def retarget_all(robot: str, data: SequenceSet, clips: list[Clip], cache: Path |
 
 def evaluate_robot(model: str, robot: str, data: SequenceSet, clips: list[Clip], conditions: list[str],
                    rate: float, speed: float, cache: Path | None, check_offline: bool = True,
-                   namespace: str = "robot_eval") -> dict[str, Any]:
+                   namespace: str = "robot_eval", travel: str = "human") -> dict[str, Any]:
     """Every condition of one robot through the node; with the live = offline check."""
     mapping = load_robot(robot)
     began = time.monotonic()
-    motions = retarget_all(robot, data, clips, cache)
+    motions = retarget_all(robot, data, clips, cache, travel)
     retarget_s = time.monotonic() - began
     samples = robot_samples(motions, clips, rate)
     names = motions[0].joint_names
@@ -405,6 +409,7 @@ def evaluate_robot(model: str, robot: str, data: SequenceSet, clips: list[Clip],
         "robot": robot, "urdf": f"{mapping.urdf_package}:{mapping.urdf_path}",
         "retarget": {"method": "damped least squares over the URDF forward kinematics (hetskel_ros.ros.retarget)",
                      "rms_residual_m": float(np.sqrt(np.mean([m.residual_m ** 2 for m in motions]))),
+                     "base_path": travel,
                      "seconds": round(retarget_s, 1)},
         "joint_state_messages": len(samples), "rate_hz": rate, "speed": speed, "conditions": {}}
     for condition in conditions:
@@ -453,6 +458,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--cache", type=Path, default=Path("runs/robot_eval_cache"), help="retargeted clips")
     p.add_argument("--out", type=Path, default=Path("bench/results/robot.json"))
     p.add_argument("--no-offline-check", action="store_true")
+    p.add_argument("--travel", choices=TRAVEL, default="human",
+                   help="base path: the human's (a robot walking at human speed) or scaled by leg length")
     return p
 
 
@@ -475,7 +482,7 @@ def main(argv: list[str] | None = None) -> int:
     for robot in args.robots:
         needs_base = set(load_robot(robot).base_motion.needed_by)
         entry = evaluate_robot(args.model, robot, data, clips, args.conditions, args.rate, args.speed, args.cache,
-                               not args.no_offline_check)
+                               not args.no_offline_check, travel=args.travel)
         entry["human"] = score(clips, human, needs_base)
         for condition in entry["conditions"].values():
             for key in ("accuracy_all", "accuracy_without_base_motion_actions", "accuracy_base_motion_actions"):

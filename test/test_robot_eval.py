@@ -1,0 +1,73 @@
+"""The robot evaluation in short (CI): held-out mocap retargeted onto the Unitree G1, sent as a robot sends it
+(JointState at 200 Hz, odom -> pelvis on /tf) over DDS into a recognizer process, labelled like the same clips given
+as human skeletons. The full measurement (100 clips per robot, G1 and TALOS, with and without /tf) is
+``hetskel-robot-eval`` (bench/results/robot.json). Data: Bandai Namco Research Motion Dataset (Bandai Namco
+Research Inc.), CC BY-NC 4.0.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hetskel_ros.model.bundle import load_bundle, save_bundle
+from hetskel_ros.ros import robot_eval
+from hetskel_ros.ros.retarget import Retargeter
+from hetskel_ros.runtime.samples import default_bundle_path
+from hetskel_ros.topology import load_topology, load_unified
+from hetskel_ros.topology.normalize import Normalization, template_lengths
+from hetskel_ros.topology.sequences import load_sequences, sample_path, select_sample
+
+pytestmark = pytest.mark.slow
+CLIP_LABELS = ("wave-right-hand", "walk", "raise-up-left-hand")  # arms alone, base motion, one arm
+
+
+@pytest.fixture(scope="module")
+def sample():
+    return load_sequences(sample_path())  # the shipped sample: the held-out (youthful) style
+
+
+@pytest.fixture(scope="module")
+def model(sample, tmp_path_factory) -> str:
+    """The shipped model, with a bone-length template from the human clips when it has none: robots need one (a
+    humanoid's limbs are short for its torso; hetskel_ros.topology.normalize.rescale_bones)."""
+    bundle = load_bundle(default_bundle_path())
+    if bundle.normalization.get("bone_lengths"):
+        return str(default_bundle_path())
+    skeleton, topology = load_unified(), load_topology(sample.topology)
+    template = template_lengths([topology.to_unified(s) for s in sample.sequences], skeleton)
+    bundle.normalization = Normalization(True, tuple(float(v) for v in template)).to_dict(skeleton)
+    return str(save_bundle(bundle, tmp_path_factory.mktemp("robot_eval") / "with_template.hetskel"))
+
+
+def test_retargeting_reaches_the_human_bone_directions(sample):
+    retargeter = Retargeter("unitree_g1")
+    index = select_sample(sample, per_label=1)[0]
+    motion = retargeter.retarget(sample.sequences[index], sample.fps)
+    kinematics = retargeter.kinematics
+    assert motion.q.shape == (len(sample.sequences[index]), kinematics.num_joints)
+    assert np.all(motion.q >= kinematics.lower - 1e-9) and np.all(motion.q <= kinematics.upper + 1e-9)
+    assert motion.residual_m < 0.04  # links within a few cm of the targets (robot lengths, human directions)
+    assert np.allclose(np.linalg.det(motion.base[:, :3, :3]), 1.0)
+
+
+def test_robot_labels_over_dds_agree_with_the_human_labels(sample, model):
+    indices = [next(i for i in select_sample(sample, per_label=2) if sample.label_names[sample.labels[i]] == label)
+               for label in CLIP_LABELS]
+    clips = robot_eval.lay_out(sample, indices)
+    human = robot_eval.human_votes(model, sample, clips)
+    assert [human.winner(k) for k in range(len(clips))] == list(CLIP_LABELS)
+    result = robot_eval.evaluate_robot(model, "unitree_g1", sample, clips, ["tf"], rate=200.0, speed=4.0,
+                                       cache=None, namespace=f"robot_eval_ci_{os.getpid()}")
+    run = result["conditions"]["tf"]
+    assert run["predicted"] == [human.winner(k) for k in range(len(clips))]  # the robot reads as the person
+    assert run["live_equals_offline"]["clip_labels_equal"] == 1.0
+    assert run["live_equals_offline"]["windows_live"] == run["live_equals_offline"]["windows_offline"]
+    diagnostics = run["diagnostics"]
+    assert int(diagnostics["messages"]) == result["joint_state_messages"]  # none lost at 200 Hz, 4x real time
+    assert diagnostics["dropped"] == "0" and int(diagnostics["with_base_motion"]) == result["joint_state_messages"]
+    assert diagnostics["base_motion"] == "from /tf 'odom' -> 'pelvis'"
+    assert Path(robot_eval.relative(model)).name.endswith(".hetskel")
