@@ -156,14 +156,23 @@ def robot_samples(motions: list[RobotMotion], clips: list[Clip], rate: float) ->
 
 
 def quaternion(rotation: np.ndarray) -> tuple[float, float, float, float]:
-    """x, y, z, w of a rotation matrix."""
-    m = rotation
-    w = np.sqrt(max(1.0 + m[0, 0] + m[1, 1] + m[2, 2], 1e-12)) / 2.0
-    x = (m[2, 1] - m[1, 2]) / (4 * w)
-    y = (m[0, 2] - m[2, 0]) / (4 * w)
-    z = (m[1, 0] - m[0, 1]) / (4 * w)
-    norm = np.sqrt(w * w + x * x + y * y + z * z)
-    return float(x / norm), float(y / norm), float(z / norm), float(w / norm)
+    """x, y, z, w of a rotation matrix (Shepperd: from the largest of w, x, y, z, so a half turn stays exact)."""
+    m = np.asarray(rotation, dtype=np.float64)
+    trace = m[0, 0] + m[1, 1] + m[2, 2]
+    candidates = [trace, m[0, 0], m[1, 1], m[2, 2]]
+    k = int(np.argmax(candidates))
+    if k == 0:
+        w = np.sqrt(1.0 + trace) / 2.0
+        q = ((m[2, 1] - m[1, 2]) / (4 * w), (m[0, 2] - m[2, 0]) / (4 * w), (m[1, 0] - m[0, 1]) / (4 * w), w)
+    else:
+        i, j, n = k - 1, k % 3, (k + 1) % 3
+        v = np.zeros(3)
+        v[i] = np.sqrt(max(1.0 + m[i, i] - m[j, j] - m[n, n], 1e-12)) / 2.0
+        v[j] = (m[j, i] + m[i, j]) / (4 * v[i])
+        v[n] = (m[n, i] + m[i, n]) / (4 * v[i])
+        q = (v[0], v[1], v[2], (m[n, j] - m[j, n]) / (4 * v[i]))
+    norm = float(np.linalg.norm(q))
+    return tuple(float(c / norm) for c in q)  # type: ignore[return-value]
 
 
 def joint_state(names: tuple[str, ...], sample: Sample) -> Any:
