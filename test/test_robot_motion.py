@@ -29,20 +29,16 @@ from hetskel_ros.topology import load_robot, load_topology
 
 
 @pytest.fixture(scope="module")
-def bundle():
-    return stand_in_bundle()
-
-
-@pytest.fixture(scope="module")
-def backend(bundle):
-    return create_backend("onnxruntime", bundle, device="cpu", threads=1)
+def model():
+    """An untrained stand-in model and its ONNX Runtime session: what is compared here is windows, not accuracy."""
+    bundle = stand_in_bundle()
+    return bundle, create_backend("onnxruntime", bundle, device="cpu", threads=1)
 
 
 @pytest.fixture(scope="module")
 def clip():
     mocap = mocap_sample()
-    topology = load_topology(mocap.topology)
-    return topology.to_unified(mocap.sequences[9])  # 210 frames: several windows
+    return load_topology(mocap.topology).to_unified(mocap.sequences[9])  # 210 frames: several windows
 
 
 def upsampled(clip, fps: float, rate: float, jitter_s: float = 0.0, seed: int = 0) -> list[Observation]:
@@ -69,7 +65,8 @@ def run(recognizer: Recognizer, stream: list[Observation]):
     return decisions
 
 
-def test_a_500_hz_stream_is_downsampled_by_stamp_to_the_model_rate(bundle, backend, clip):
+def test_a_500_hz_stream_is_downsampled_by_stamp_to_the_model_rate(model, clip):
+    bundle, backend = model
     fps = float(bundle.config.fps)
     reference = Recognizer(bundle, backend, [InputSpec("robot", rate_hz=fps)], RecognizerConfig(stagger=False))
     at_model_rate = run(reference, upsampled(clip, fps, fps))
@@ -88,7 +85,8 @@ def test_a_500_hz_stream_is_downsampled_by_stamp_to_the_model_rate(bundle, backe
         assert abs(a.score - b.score) < 0.02
 
 
-def test_the_sample_nearest_each_frame_time_is_kept_from_a_jittered_stream(bundle, backend, clip):
+def test_the_sample_nearest_each_frame_time_is_kept_from_a_jittered_stream(model, clip):
+    bundle, backend = model
     fps = float(bundle.config.fps)
     fast = Recognizer(bundle, backend, [InputSpec("robot", rate_hz=200.0, downsample=True)], RecognizerConfig())
     stream = upsampled(clip, fps, 200.0, jitter_s=0.001)
@@ -101,7 +99,8 @@ def test_the_sample_nearest_each_frame_time_is_kept_from_a_jittered_stream(bundl
         assert abs(stamp - grid) == pytest.approx(np.abs(stamps - grid).min())  # no sample was nearer
 
 
-def test_without_downsampling_a_fast_stream_is_mostly_over_rate(bundle, backend, clip):
+def test_without_downsampling_a_fast_stream_is_mostly_over_rate(model, clip):
+    bundle, backend = model
     fps = float(bundle.config.fps)
     recognizer = Recognizer(bundle, backend, [InputSpec("robot", rate_hz=fps)], RecognizerConfig())
     stream = upsampled(clip, fps, 300.0)
