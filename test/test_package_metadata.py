@@ -25,7 +25,7 @@ DECLARED = {
     "py_trees": "py_trees", "numpy": "python3-numpy", "yaml": "python3-yaml", "cv2": "python3-opencv",
     "lxml": "python3-lxml", "matplotlib": "python3-matplotlib", "mediapipe": "python3-mediapipe-pip",
     "onnxruntime": "python3-onnxruntime-pip", "skimage": "python3-skimage", "sklearn": "python3-sklearn",
-    "tqdm": "python3-tqdm",
+    "tqdm": "python3-tqdm", "tf2_msgs": "tf2_msgs", "tf2_ros": "tf2_ros",
 }  # fmt: skip
 # import name -> pip distribution, for libraries rosdep has no key for
 PIP_ONLY = {"torch": "torch", "yourdfpy": "yourdfpy", "rosbags": "rosbags",
