@@ -13,6 +13,7 @@ import os
 import re
 import signal
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
@@ -57,11 +58,28 @@ class StopSignals:
         for sig in STOP_SIGNALS:
             signal.signal(sig, signal.SIG_IGN)
 
-    def _handle(self, signum: int, _frame: FrameType | None) -> None:
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if not self.stopping and _inside_import(frame):
+            # a KeyboardInterrupt raised inside an import that native code started (protobuf, MediaPipe) is printed
+            # by that code as a traceback: deliver the signal again once the import has had time to finish
+            threading.Timer(IMPORT_RETRY_S, os.kill, (os.getpid(), signum)).start()
+            return
         self.received.append(signum)
         if len(self.received) == 1 and not self.stopping:
             self.stopping = True
             raise KeyboardInterrupt
+
+
+IMPORT_RETRY_S = 0.05
+
+
+def _inside_import(frame: FrameType | None) -> bool:
+    """Whether the interrupted code is running an import (importlib's frozen bootstrap is on the stack)."""
+    while frame is not None:
+        if frame.f_code.co_filename.startswith("<frozen importlib"):
+            return True
+        frame = frame.f_back
+    return False
 
 
 def die_with_launcher() -> bool:

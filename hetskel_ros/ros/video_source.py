@@ -203,7 +203,8 @@ class VideoSource(Node):
         if not self.context.ok():  # Ctrl-C: the log would only fail to reach /rosout
             return
         self.publisher.wait_for_all_acked(rclpy.duration.Duration(seconds=2.0))  # the last frames, before exit
-        self.get_logger().info(f"video source done: {self.published} frame(s) published")
+        if self.context.ok():  # a Ctrl-C during that wait shut the context down: the log would fail too
+            self.get_logger().info(f"video source done: {self.published} frame(s) published")
 
     def destroy_node(self) -> None:
         """Stop the publishing thread and release the video, then the node."""
