@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from hetskel_ros.model.bundle import load_bundle
+from hetskel_ros.model.config import ModelConfig
 from hetskel_ros.model.features import FeatureExtractor, raw_joint_infer
 from hetskel_ros.runtime.backends import create_backend
 from hetskel_ros.runtime.observation import Observation
@@ -144,10 +145,13 @@ def shipped():
     return bundle, create_backend("onnxruntime", bundle, threads=1)
 
 
-def test_feature_api_cuts_and_scores_exactly_the_windows_the_node_classifies(shipped):
+@pytest.mark.parametrize("short_tracks", ["pad", "stretch"])
+def test_feature_api_cuts_and_scores_exactly_the_windows_the_node_classifies(shipped, short_tracks):
     """The same UTD-MHAD sequence fed frame by frame to the runtime Recognizer (what the node runs) and given whole
-    to the feature API: the same window ends and the same class scores."""
+    to the feature API: the same window ends and the same class scores, whether the model pads a young track's
+    windows or stretches its life over them (ModelConfig.short_tracks)."""
     bundle, backend = shipped
+    bundle = replace(bundle, config=replace(bundle.config, short_tracks=short_tracks))
     utd = load_dataset("utd_mhad", sample=True).data
     i = int(np.argmax([len(s) for s in utd.sequences]))
     extractor = FeatureExtractor.from_bundle(bundle, backend.infer)
@@ -180,6 +184,17 @@ def test_a_sequence_shorter_than_the_first_window_still_gets_a_feature(shipped):
     assert features.shape == (len(ucla), bundle.config.feature_dim)  # every sequence, none skipped
     raw = FeatureExtractor.from_bundle(bundle, raw_joint_infer).sequence_set_features(ucla)
     assert raw.shape[0] == len(ucla) and np.isfinite(raw).all()
+
+
+def test_a_young_tracks_window_stretches_its_life_and_a_grown_one_is_the_plain_window():
+    from hetskel_ros.topology.window import track_window_times, window_times
+
+    young = track_window_times(11.0, 10.0, 32, 15.0, stretch=True)  # 1 s old; a window spans 2.07 s
+    assert young[0] == pytest.approx(10.0) and young[-1] == pytest.approx(11.0) and len(young) == 32
+    np.testing.assert_allclose(track_window_times(11.0, 10.0, 32, 15.0, stretch=False), window_times(11.0, 32, 15.0))
+    np.testing.assert_allclose(track_window_times(13.0, 10.0, 32, 15.0, stretch=True), window_times(13.0, 32, 15.0))
+    with pytest.raises(ValueError, match="short_tracks"):
+        ModelConfig.from_dict({"short_tracks": "squeeze"})
 
 
 def test_the_whole_sequence_feature_fills_the_window_with_the_clip(shipped):

@@ -11,7 +11,7 @@ import numpy as np
 
 from hetskel_ros.model.features import NODE_MIN_FILL, NODE_STRIDE_S, stack_rows, torch_infer
 from hetskel_ros.model.model import HetSkelModel
-from hetskel_ros.topology.window import window_ends, window_times
+from hetskel_ros.topology.window import track_window_times, window_ends
 
 from .views import Clip, ViewMaker
 
@@ -38,12 +38,11 @@ def window_inputs(maker: ViewMaker, clip: Clip, times: np.ndarray, mode: str, to
             "t2d": topology_index[view2d], "has3d": float(mode != "2d"), "has2d": float(mode != "3d")}
 
 
-def node_window_times(clip: Clip, window: int, fps: float) -> list[np.ndarray]:
-    """Frame times of every window the node cuts from the clip (one padded window for a clip shorter than its
-    first)."""
+def node_window_times(clip: Clip, window: int, fps: float, stretch: bool) -> list[np.ndarray]:
+    """Frame times of every window the node cuts from the clip (one window for a clip shorter than its first)."""
     stamps = np.arange(len(clip.positions)) / clip.fps
     ends = window_ends(stamps, (window - 1) / fps, NODE_STRIDE_S, NODE_MIN_FILL) or [float(stamps[-1])]
-    return [window_times(end, window, fps) for end in ends]
+    return [track_window_times(end, 0.0, window, fps, stretch) for end in ends]
 
 
 def sequence_features(model: HetSkelModel, maker: ViewMaker, clips: list[Clip], mode: str, *, seed: int = 0,
@@ -57,7 +56,8 @@ def sequence_features(model: HetSkelModel, maker: ViewMaker, clips: list[Clip], 
     rows, owner = [], []
     for i, clip in enumerate(clips):
         rng = np.random.default_rng([seed, i])
-        for times in node_window_times(clip, model.cfg.window, model.cfg.fps):
+        for times in node_window_times(clip, model.cfg.window, model.cfg.fps,
+                                       model.cfg.short_tracks == "stretch"):
             rows.append(window_inputs(maker, clip, times, mode, topology_index, rng, view3d, view2d,
                                       clips2d[i] if clips2d else None))
             owner.append(i)

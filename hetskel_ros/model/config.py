@@ -49,6 +49,8 @@ class ModelConfig:
     # (mean and spread are blind to order: sit-down and stand-up, donning and doffing are each other's reverse)
     fusion: str = "prefer_3d"  # which tokens eq. 8 averages: "mean" (all inputs', as published), "masked" (per
     # joint, the inputs that measured it) or "prefer_3d" (measured 3D, lifted 2D where 3D lacks the joint)
+    short_tracks: str = "pad"  # a track younger than a window: "pad" (its first frame repeated before it) or
+    # "stretch" (its life resampled to fill the window; topology.window.track_window_times), as the model trained
     extra: dict = field(default_factory=dict)
 
     @classmethod
@@ -58,6 +60,8 @@ class ModelConfig:
         if unknown:
             raise ValueError(f"unknown model config keys: {sorted(unknown)}")
         values = dict(values)
+        if values.get("short_tracks", "pad") not in ("pad", "stretch"):
+            raise ValueError(f"model config short_tracks must be 'pad' or 'stretch', got {values['short_tracks']!r}")
         for key in ("topologies", "hips"):
             if key in values:
                 values[key] = tuple(values[key])

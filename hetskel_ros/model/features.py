@@ -27,7 +27,7 @@ from hetskel_ros.model.config import INDEX_INPUTS, INPUT_NAMES, ModelConfig
 from hetskel_ros.topology import load_topology, load_unified
 from hetskel_ros.topology.normalize import Normalization
 from hetskel_ros.topology.sequences import SequenceSet
-from hetskel_ros.topology.window import interpolate_frames, window_ends, window_times
+from hetskel_ros.topology.window import interpolate_frames, track_window_times, window_ends
 
 Infer = Callable[[dict[str, np.ndarray]], tuple[np.ndarray, np.ndarray]]
 # The node's defaults (runtime.recognizer.RecognizerConfig): a window every 0.5 s, the first once half full.
@@ -127,7 +127,8 @@ class FeatureExtractor:
             times = [np.linspace(stamps[0], stamps[-1], self.config.window)]
         else:
             ends = window_ends(stamps, self.span, self.stride_s, self.min_fill) or [float(stamps[-1])]
-            times = [window_times(end, self.config.window, self.config.fps) for end in ends]
+            stretch = self.config.short_tracks == "stretch"
+            times = [track_window_times(end, stamps[0], self.config.window, self.config.fps, stretch) for end in ends]
         prompt = self.prompt(topology, native.dims)
         rows = []
         for t in times:

@@ -56,7 +56,7 @@ from hetskel_ros.runtime.observation import Observation
 from hetskel_ros.topology import TopologyError, load_robot, load_topology, load_unified
 from hetskel_ros.topology.limits import Limits
 from hetskel_ros.topology.normalize import Normalization
-from hetskel_ros.topology.window import next_due, window_times
+from hetskel_ros.topology.window import next_due, track_window_times
 
 FUSED = "fused"
 # Reasons the recognizer itself drops an observation (adapters add their own, see observation.InputRejected).
@@ -221,6 +221,7 @@ class Recognizer:
         cfg = bundle.config
         self.window, self.fps = int(cfg.window), float(cfg.fps)
         self.span = (self.window - 1) / self.fps
+        self.stretch_short_tracks = bundle.config.short_tracks == "stretch"
         self.labels = list(bundle.label_names)
         self.calibration = read_calibration(bundle.path)  # idle class and open-set rejection, when the bundle has one
         if self.calibration is not None and self.calibration.labels != self.labels:
@@ -513,7 +514,7 @@ class Recognizer:
         track.windows += 1
         track.next_due = float(next_due(track.next_due, end, self.config.window_stride_s, STAMP_TOLERANCE_S))
         group = next((g for g in self.groups.values() if track.input in (g.primary, g.secondary)), None)
-        times = window_times(end, self.window, self.fps)
+        times = track_window_times(end, track.first_stamp, self.window, self.fps, self.stretch_short_tracks)
         if group is None:
             self._queue(track, None, times, track.input, (track.input, track.track_id))
             return

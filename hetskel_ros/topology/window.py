@@ -15,6 +15,16 @@ def window_times(end: float, count: int, fps: float) -> np.ndarray:
     return end - (np.arange(count - 1, -1, -1, dtype=np.float64) / fps)
 
 
+def track_window_times(end: float, first: float, count: int, fps: float, stretch: bool) -> np.ndarray:
+    """The frame times of a track's window ending at ``end`` (the track began at ``first``): ``window_times``, or,
+    with ``stretch`` and a track younger than one window span, its whole life resampled to ``count`` frames. Why:
+    a 1 s gesture in a 2 s window otherwise sits behind a second of its own first frame; stretched, it fills the
+    window as it fills a whole-clip training crop (training.views ``whole_clip``), played slower."""
+    if stretch and first < end < first + (count - 1) / fps:
+        return np.linspace(first, end, count)
+    return window_times(end, count, fps)
+
+
 def interpolate_frames(
     stamps: np.ndarray, frames: np.ndarray, mask: np.ndarray, times: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
