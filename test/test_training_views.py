@@ -47,6 +47,22 @@ def test_a_padded_crop_repeats_the_first_frame_like_a_new_track(clips):
     assert not all(repeated)  # and then the clip moves on
 
 
+def test_whole_clip_and_young_track_crops_fill_the_window_with_motion(clips):
+    """What the node's stretched windows of a young track look like (ModelConfig.short_tracks "stretch"): a crop
+    of the whole short clip, or of a young track's 1-2 s, resampled over the window, never a repeated first frame."""
+    short = min(clips, key=lambda c: c.duration)
+    rng = np.random.default_rng(1)
+    whole = ViewMaker(load_unified(), WINDOW, FPS, ViewSettings(whole_clip=1.0, whole_clip_speed=(0.1, 10.0)))
+    frames, _ = whole.training_frames(short, rng)
+    np.testing.assert_allclose(frames[0][short.mask[0]], short.positions[0][short.mask[0]], atol=1e-5)
+    np.testing.assert_allclose(frames[-1][short.mask[-1]], short.positions[-1][short.mask[-1]], atol=1e-5)
+    young = ViewMaker(load_unified(), WINDOW, FPS, ViewSettings(young_track=1.0, speed=(1.0, 1.0)))
+    for _ in range(20):
+        frames, mask = young.training_frames(long_clip(clips), rng)
+        steps = np.abs(np.diff(frames, axis=0)).sum(axis=(1, 2))
+        assert (steps > 0).all()  # every frame moves on: no padding
+
+
 @pytest.mark.parametrize("shared", [True, False])
 def test_shared_crop_gives_the_2d_view_the_3d_views_frames(clips, shared):
     """The lifter's target is the 2D view's frames in camera coordinates: its pose (root-relative, up to the

@@ -91,6 +91,10 @@ class ViewSettings:
     # window instead of sitting at its end behind a second of its own first frame
     whole_clip: float = 0.0
     whole_clip_speed: tuple[float, float] = (0.33, 3.0)
+    # a crop is a young track's window this often: its first `young_track_fill` to one window span of motion,
+    # stretched over the window, as the node cuts a track younger than a window with short_tracks "stretch"
+    young_track: float = 0.0
+    young_track_fill: float = 0.5
 
 
 def crop_times(clip: Clip, window: int, fps: float, rng: np.random.Generator | None, speed: float = 1.0,
@@ -158,9 +162,15 @@ class ViewMaker:
         """One augmented crop: speed jitter, sometimes padded at the start, sometimes the whole clip."""
         s = self.settings
         speed = rng.uniform(*s.speed)
-        if s.whole_clip and rng.random() < s.whole_clip:
-            speed = float(np.clip(clip.duration / ((self.window - 1) / self.fps), *s.whole_clip_speed))
+        span = (self.window - 1) / self.fps
+        kind = rng.random()
+        if kind < s.whole_clip:
+            speed = float(np.clip(clip.duration / span, *s.whole_clip_speed))
             return self.frames(clip, crop_times(clip, self.window, self.fps, rng, speed))
+        if kind < s.whole_clip + s.young_track:
+            life = min(clip.duration, span * rng.uniform(s.young_track_fill, 1.0) * speed)
+            start = rng.uniform(0.0, clip.duration - life)
+            return self.frames(clip, np.linspace(start, start + life, self.window))
         return self.frames(clip, crop_times(clip, self.window, self.fps, rng, speed, s.pad_start))
 
     def view3d(self, frames: np.ndarray, mask: np.ndarray, topology: str,
