@@ -220,7 +220,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"{kind:>9}: cross-validated accuracy {result.accuracy:.1%} of {int(result.confusion.sum())} examples "
               f"({result.window_accuracy:.1%} of windows), log-likelihood {result.log_likelihood:.3f}")
     chosen = taught.results[taught.head.info["kind"]]
-    print(f"head: {chosen.kind} (leave-one-example-out; confusion: rows truth, columns predicted)")
+    print(f"head: {chosen.kind} (one example of each label held out at a time; confusion: rows truth, "
+          f"columns predicted)")
     print(chosen.table())
     provenance.update({"head": taught.head.info, "examples": dict(counts), "unusable": unusable,
                        "command": "hetskel-teach " + " ".join(args.argv)})
