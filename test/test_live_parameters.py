@@ -143,6 +143,9 @@ def test_model_swap_keeps_tracks_refuses_a_bad_bundle_and_restores_the_previous(
     ros.wait_for(lambda: len(node.recognizer.track_keys()) == 2, 10.0, "two tracks")
     tracks = sorted(node.recognizer.track_keys())
 
+    (result,) = client.set(model="previous")
+    assert not result.successful and "no previous model" in result.reason  # nothing swapped yet
+
     broken = tmp_path / "broken.hetskel"
     broken.write_bytes(b"not a zip")
     (result,) = client.set(model=str(broken))
