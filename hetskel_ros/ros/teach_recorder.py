@@ -24,7 +24,6 @@ from typing import Any
 
 from hetskel_msgs.msg import Mark
 from hetskel_msgs.srv import Mark as MarkService
-from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
@@ -34,7 +33,7 @@ from rosbags.rosbag2 import Writer
 from hetskel_ros.ros.bag_types import make_typestore
 from hetskel_ros.ros.bagtools.bag_io import STORAGES
 from hetskel_ros.ros.msg_dict import message_class
-from hetskel_ros.ros.node_main import run_node
+from hetskel_ros.ros.node_main import read_only, run_node
 
 MARK_TYPE = "hetskel_msgs/msg/Mark"
 DISCOVERY_PERIOD_S = 0.5
@@ -98,7 +97,7 @@ class TeachRecorder(Node):
         self.writer: BagSink | None = None  # destroy_node may run on a half-built node
         self._final_counts: dict[str, int] = {}
         super().__init__(node_name, **kwargs)
-        fixed = ParameterDescriptor(read_only=True)
+        fixed = read_only()
         self.output = Path(self.declare_parameter("output", "", fixed).value)
         topics = [t for t in self.declare_parameter("topics", ["skeletons"], fixed).value if t]
         storage = self.declare_parameter("storage", "mcap", fixed).value
