@@ -201,9 +201,14 @@ class RecognizerNode(Node):
                     self.get_logger().error(reason)
                     return SetParametersResult(successful=False, reason=reason)
                 loaded = (*loaded, time.perf_counter() - began)
-        self.recognizer.config = config
         if loaded is not None:
-            self._swap(path, *loaded)
+            try:
+                self._swap(path, *loaded)
+            except Exception as exc:  # e.g. the old model failing on the windows it still had: the node goes on
+                loaded[1].close()
+                self._internal_error("model_swap", f"model swap to {path} failed: {exc!r}")
+                return SetParametersResult(successful=False, reason=f"model {path}: swap failed ({one_line(exc)})")
+        self.recognizer.config = config
         if config_changes:
             self.get_logger().info("live parameters: " + ", ".join(f"{k}={v!r}" for k, v in config_changes.items()))
         return SetParametersResult(successful=True)
@@ -224,7 +229,12 @@ class RecognizerNode(Node):
             self._publish(decisions)
         self.backend, self.model_path, self.previous_model = backend, path, old_path
         old_backend.close()
-        state = write_state(self.state_path, path, old_path, len(bundle.label_names))
+        try:
+            state = write_state(self.state_path, path, old_path, len(bundle.label_names))
+        except OSError as exc:  # the swap stands; only a restart would not keep it
+            self.get_logger().error(f"model state {self.state_path} not written ({exc}): a restart will not keep "
+                                    f"this model")
+            state = write_state(None, path, old_path, len(bundle.label_names))
         self.model_swap = {"model_swap_time": state.changed, "model_swap_ros_time_s": self.now_s(),
                            "model_swap_load_ms": load_s * 1e3, "model_swap_from": old_path,
                            "model_swap_labels_before": old_labels}
