@@ -154,3 +154,45 @@ def test_record_teach_swap_live_and_the_taught_actions_come_out(ros, person, tmp
         output, _ = recognizer.communicate(timeout=30)
     assert recognizer.returncode == 0, output
     assert "model swapped" in output
+
+
+def test_teach_recorder_process_takes_marks_from_the_terminal_and_refuses_bad_parameters(ros, tmp_path):
+    import signal
+
+    from hetskel_msgs.msg import Mark
+    from rclpy.parameter import Parameter
+    from rclpy.parameter_client import AsyncParameterClient
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+
+    out = tmp_path / "keys"
+    command = [sys.executable, "-c", "from hetskel_ros.ros.teach_recorder import main; main()", "--ros-args",
+               "-p", f"output:={out}", "-p", "keys:=[come-here, stop]", "-p", f"topics:=[{TOPIC}]"]
+    recorder = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                text=True)
+    try:
+        probe = ros.node("keys_probe")
+        marks: list = []
+        probe.create_subscription(Mark, "teach_recorder/marks", marks.append,
+                                  QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE))
+        params = AsyncParameterClient(probe, "teach_recorder")
+        assert params.wait_for_services(timeout_sec=60.0), "the recorder process did not come up"
+        future = params.set_parameters([Parameter("topics", value=["elsewhere"])])
+        ros.wait_for(future.done, 10.0, "set_parameters")
+        assert "read-only" in future.result().results[0].reason
+        ros.wait_for(lambda: probe.count_publishers("/teach_recorder/marks") >= 1, 10.0, "the marks publisher")
+        time.sleep(0.5)  # the subscription matched
+        for line in ("1", "9", "1", "2"):
+            recorder.stdin.write(line + "\n")
+            recorder.stdin.flush()
+            time.sleep(0.2)
+        ros.wait_for(lambda: len(marks) == 3, 10.0, "three marks")
+        assert [(m.label, m.start) for m in marks] == [("come-here", True), ("come-here", False), ("stop", True)]
+    finally:
+        recorder.send_signal(signal.SIGINT)
+        output, _ = recorder.communicate(timeout=30)
+    assert recorder.returncode == 0, output
+    assert "'9' is none of 1 = come-here, 2 = stop" in output and "never stopped" in output
+    recorded = read_bag(out, with_truth=False, every_topic=True)
+    assert [m.msgtype for m in recorded.messages] == ["hetskel_msgs/msg/Mark"] * 3
+    again = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert again.returncode == 1 and f"parameter 'output': {out} exists" in again.stderr + again.stdout

@@ -7,9 +7,11 @@
 
 Parameters (read at start): ``output`` (bag directory to create; it must not exist), ``topics`` (topics to record,
 default ``[skeletons]``; each is subscribed once a publisher shows its type, so the recorder may start first),
-``storage`` (``mcap`` or ``sqlite3``). The service ``~/mark`` (hetskel_msgs/srv/Mark: label, start or stop,
-track_id) publishes each accepted mark as hetskel_msgs/msg/Mark on ``~/marks``, stamped with the node's clock
-(use_sim_time is honoured), and writes it into the same bag; a stop without a start, a second start of the same
+``storage`` (``mcap`` or ``sqlite3``), ``keys`` (labels to mark from the terminal: a line with a label's number,
+1 for the first, starts its example and the next one stops it, for person ``key_track``). The service ``~/mark``
+(hetskel_msgs/srv/Mark: label, start or stop, track_id), like the terminal, publishes each accepted mark as
+hetskel_msgs/msg/Mark on ``~/marks``, stamped with the node's clock (use_sim_time is honoured), and writes it into
+the same bag; a stop without a start, a second start of the same
 label and person, or an empty label is refused with the reason. Messages are written as they arrive (receive
 time = the node's clock), serialised as received (no decode), so any message type the typestore knows is recorded.
 The bag is complete once the node ends (Ctrl-C): marks still open are listed in the log.
@@ -18,6 +20,7 @@ The bag is complete once the node ends (Ctrl-C): marks still open are listed in 
 from __future__ import annotations
 
 import queue
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -101,6 +104,8 @@ class TeachRecorder(Node):
         self.output = Path(self.declare_parameter("output", "", fixed).value)
         topics = [t for t in self.declare_parameter("topics", ["skeletons"], fixed).value if t]
         storage = self.declare_parameter("storage", "mcap", fixed).value
+        self.keys = [k for k in self.declare_parameter("keys", [""], fixed).value if k]
+        self.key_track = int(self.declare_parameter("key_track", 0, fixed).value)
         if not str(self.output) or str(self.output) == ".":
             raise ValueError("parameter 'output' is required: the bag directory to create")
         if self.output.exists():
@@ -123,6 +128,9 @@ class TeachRecorder(Node):
         self.discovery_timer = self.create_timer(DISCOVERY_PERIOD_S, self.discover,
                                                  clock=Clock(clock_type=ClockType.STEADY_TIME))
         self.discover()
+        self.mark_lock = threading.Lock()  # the service and the terminal both mark
+        if self.keys:
+            threading.Thread(target=self._read_keys, daemon=True, name="teach_recorder-keys").start()
         self.get_logger().info(f"recording {self.topics} and marks on '{self.marks_topic}' to {self.output} "
                                f"({storage}); marks: service "
                                f"'{self.resolve_service_name(self.mark_service.srv_name)}'")
@@ -164,8 +172,28 @@ class TeachRecorder(Node):
                 return
             self.writer.write(topic, self.types[topic], self.get_clock().now().nanoseconds, bytes(data))
 
+    def _read_keys(self) -> None:
+        """Terminal marks: a line with the number of a ``keys`` label starts its example, the next one stops it."""
+        menu = ", ".join(f"{i} = {label}" for i, label in enumerate(self.keys, start=1))
+        print(f"teach_recorder: type a number and Enter to start, again to stop: {menu}", flush=True)
+        for line in sys.stdin:
+            choice = line.strip()
+            if not choice:
+                continue
+            if not choice.isdigit() or not 1 <= int(choice) <= len(self.keys):
+                print(f"teach_recorder: '{choice}' is none of {menu}", flush=True)
+                continue
+            label = self.keys[int(choice) - 1]
+            request = MarkService.Request(label=label, track_id=self.key_track,
+                                          start=(label, self.key_track) not in self.open_marks)
+            print(f"teach_recorder: {self.on_mark(request, MarkService.Response()).message}", flush=True)
+
     def on_mark(self, request: Any, response: Any) -> Any:
         """Start or stop an example: published on ``~/marks`` and recorded; a mark that cannot pair is refused."""
+        with self.mark_lock:
+            return self._mark(request, response)
+
+    def _mark(self, request: Any, response: Any) -> Any:
         label, track = request.label.strip(), int(request.track_id)
         key = (label, track)
         now = self.get_clock().now()
