@@ -175,3 +175,56 @@ def test_save_bundle_keeps_the_calibration(calibrated, tmp_path):
     base, _, _ = calibrated
     again = save_bundle(load_bundle(base), tmp_path / "again.hetskel")
     assert read_calibration(again) is not None and read_calibration(again).labels == read_calibration(base).labels
+
+
+@pytest.mark.slow
+def test_a_robot_recording_joint_state_and_tf_teaches_through_the_robot_adapter(tmp_path, capsys):
+    """Any input the node reads: mocap retargeted onto the Unitree G1, recorded as the robot sends it (JointState,
+    odom -> pelvis on /tf), taught through the joint_state adapter with its URDF."""
+    import yaml
+    from rclpy.serialization import serialize_message
+    from rosbags.rosbag2 import StoragePlugin, Writer
+
+    from hetskel_ros.ros import robot_eval
+    from hetskel_ros.ros.bag_types import make_typestore
+    from hetskel_ros.ros.retarget import Retargeter
+    from hetskel_ros.topology import load_robot, load_topology, load_unified
+    from hetskel_ros.topology.normalize import Normalization, template_lengths
+    from hetskel_ros.topology.sequences import sample_path, select_sample
+
+    sample = load_sequences(sample_path())
+    bundle = load_bundle(default_bundle_path())  # robots need a bone-length template (see test_robot_eval)
+    if not bundle.normalization.get("bone_lengths"):
+        skeleton, topology = load_unified(), load_topology(sample.topology)
+        template = template_lengths([topology.to_unified(s) for s in sample.sequences], skeleton)
+        bundle.normalization = Normalization(True, tuple(float(v) for v in template)).to_dict(skeleton)
+    model = save_bundle(bundle, tmp_path / "with_template.hetskel")
+    wanted = ("wave-right-hand", "raise-up-left-hand")
+    indices = [i for i in select_sample(sample, per_label=2) if sample.label_names[sample.labels[i]] in wanted]
+    clips = robot_eval.lay_out(sample, indices)
+    retargeter = Retargeter("unitree_g1")
+    motions = [retargeter.retarget(sample.sequences[c.index], sample.fps) for c in clips]
+    samples = robot_eval.robot_samples(motions, clips, 60.0)
+    names = tuple(retargeter.kinematics.joint_names)
+    mapping = load_robot("unitree_g1")
+    odom, base = mapping.base_motion.odom_frame, mapping.base_motion.base_frame
+    typestore = make_typestore()
+    with Writer(tmp_path / "robot", version=9, storage_plugin=StoragePlugin.SQLITE3) as writer:
+        joints = writer.add_connection("/joint_states", "sensor_msgs/msg/JointState", typestore=typestore)
+        tf = writer.add_connection("/tf", "tf2_msgs/msg/TFMessage", typestore=typestore)
+        for s in samples:
+            stamp = round(s.stamp * 1e9)
+            writer.write(tf, stamp, serialize_message(robot_eval.tf_message(odom, base, s)))
+            writer.write(joints, stamp, serialize_message(robot_eval.joint_state(names, s)))
+    config = tmp_path / "robot.yaml"
+    config.write_text(yaml.safe_dump({"/**": {"ros__parameters": {"inputs": {
+        "names": ["robot"], "robot": robot_eval.input_config("unitree_g1", 60.0, True)}}}}))
+    start = samples[0].stamp
+    labels = write_csv(tmp_path / "robot.csv", [f"0,{c.start - start:.3f},{c.end - start:.3f},{c.label}"
+                                                 for c in clips])
+    code, _, err = teach(capsys, tmp_path / "robot", "--labels", labels, "--replace", "--config", config,
+                              "--model", model, "--out", tmp_path / "robot.hetskel")
+    assert code == 0, err
+    record = load_bundle(tmp_path / "robot.hetskel").provenance["taught"]
+    assert record["examples"] == {label: 2 for label in wanted} and record["unusable"] == []
+    assert record["input_topic"] == "/joint_states" and not record["dropped_frames"], record

@@ -19,6 +19,7 @@ success, 1 on a bad input (one line, no traceback).
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import time
 from collections import Counter
@@ -75,7 +76,8 @@ def read_recording(bag_path: Path, config: Path | None, input_name: str = ""
                        f"{sorted(contents.topics)}); pass --config with an input on one of them")
     cfg = chosen[0]
     topic = "/" + cfg.topic.lstrip("/")
-    adapter = adapter_class(cfg.kind)(cfg, None)
+    extra = {"transforms": _bag_transforms(contents)} if cfg.kind == "joint_state" else {}
+    adapter = adapter_class(cfg.kind)(cfg, None, **extra)
     cls = message_class(adapter.message_type)
     mark_cls = None
     tracks: dict[int, Track] = {}
@@ -107,10 +109,36 @@ def read_recording(bag_path: Path, config: Path | None, input_name: str = ""
                     drops[rejection.reason] += 1
             for obs in (o for batch in batches for o in batch):
                 _add(tracks, obs, drops)
+        if adapter.holding():  # the end of the recording: whatever still waits for its transform
+            released, late = adapter.release(math.inf)
+            for rejection in late:
+                drops[rejection.reason] += 1
+            for obs in (o for batch in released for o in batch):
+                _add(tracks, obs, drops)
     finally:
         adapter.close()
     marks.sort(key=lambda m: _stamp(m.header))
     return tracks, start_ns / NS_PER_S, marks, drops, topic
+
+
+def _bag_transforms(contents: Any) -> Any:
+    """Every /tf and /tf_static transform of the bag in one buffer: a robot's base motion, for its JointState."""
+    from rclpy.serialization import deserialize_message
+
+    from hetskel_ros.ros.adapters.transforms import TransformBuffer
+
+    buffer = TransformBuffer(cache_s=1e9)
+    for message in contents.messages:
+        if message.topic not in ("/tf", "/tf_static"):
+            continue
+        for transform in deserialize_message(message.data, message_class(message.msgtype)).transforms:
+            t, r = transform.transform.translation, transform.transform.rotation
+            try:
+                buffer.add(transform.header.frame_id, transform.child_frame_id, _stamp(transform.header),
+                           (t.x, t.y, t.z), (r.x, r.y, r.z, r.w), static=message.topic == "/tf_static")
+            except ValueError:  # a malformed transform: the JointState it was for is dropped, counted there
+                continue
+    return buffer
 
 
 def _add(tracks: dict[int, Track], obs: Any, drops: Counter) -> None:
