@@ -29,7 +29,7 @@ from hetskel_msgs.msg import Mark
 from hetskel_msgs.srv import Mark as MarkService
 from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
-from rclpy.qos import QoSProfile, ReliabilityPolicy
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.serialization import serialize_message
 from rosbags.rosbag2 import Writer
 
@@ -160,6 +160,9 @@ class TeachRecorder(Node):
             with self.lock:
                 self._connection(topic, msgtype)
             qos = QoSProfile(depth=100, reliability=ReliabilityPolicy.BEST_EFFORT)  # matches any publisher
+            if topic.endswith("tf_static"):  # latched: sent once, before the recorder may have started
+                qos = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE,
+                                 durability=DurabilityPolicy.TRANSIENT_LOCAL)
             self.subscribed[topic] = self.create_subscription(message_class(msgtype), topic,
                                                               lambda data, t=topic: self.write(t, data), qos, raw=True)
             self.get_logger().info(f"recording '{topic}' ({msgtype})")
