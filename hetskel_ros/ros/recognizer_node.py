@@ -8,6 +8,10 @@ and the adapter of its ``kind`` (hetskel_ros.ros.adapters.ADAPTERS). Everything 
 completes windows, they are classified at once in one batched inference call and published (reliable QoS).
 Diagnostics go to /diagnostics every ``diagnostics_period_s`` on the ROS clock (use_sim_time is honoured), as do
 track expiry checks. Bad input never stops the node: it is dropped and counted by reason.
+
+``ros2 param set`` changes the post-processing parameters and ``model`` live (a swap between two inference calls that
+keeps every track; docs/teach.md); every other parameter is read-only (recognizer_params.LIVE_PARAMETERS). A swap
+is recorded in the model state file (hetskel_ros.ros.model_state), which a start without ``model`` reads.
 """
 
 from __future__ import annotations
