@@ -182,6 +182,26 @@ def test_a_sequence_shorter_than_the_first_window_still_gets_a_feature(shipped):
     assert raw.shape[0] == len(ucla) and np.isfinite(raw).all()
 
 
+def test_the_whole_sequence_feature_fills_the_window_with_the_clip(shipped):
+    """A 1 s NW-UCLA gesture as one window spanning it (the standard protocols' view of a trimmed clip): the clip's
+    first and last frames are the window's, no frame is padding, and it is one feature per sequence."""
+    bundle, backend = shipped
+    ucla = load_dataset("nw_ucla", sample=True).data
+    extractor = FeatureExtractor.from_bundle(bundle, backend.infer)
+    index = int(np.argmin([len(s) for s in ucla.sequences]))
+    rows, ends = extractor.window_rows(ucla.sequences[index], "kinect_v1", ucla.fps, ucla.confidence[index],
+                                       whole=True)
+    padded, _ = extractor.window_rows(ucla.sequences[index], "kinect_v1", ucla.fps, ucla.confidence[index])
+    assert len(rows) == 1 and ends[0] == pytest.approx((len(ucla.sequences[index]) - 1) / ucla.fps)
+    moving = np.abs(np.diff(rows[0]["x3d"], axis=0)).sum(axis=(1, 2))
+    assert (moving > 0).all()  # every frame differs from the last: nothing repeats the first frame
+    assert (np.abs(np.diff(padded[0]["x3d"], axis=0)).sum(axis=(1, 2)) == 0).any()  # the node's window pads
+    whole = extractor.sequence_set_features(ucla, whole=True)
+    assert whole.shape == (len(ucla), bundle.config.feature_dim) and np.isfinite(whole).all()
+    np.testing.assert_allclose(whole[index], extractor.sequence_features(
+        ucla.sequences[index], "kinect_v1", ucla.fps, ucla.confidence[index], whole=True), atol=1e-5)
+
+
 def test_the_rounds_model_options_run_the_same_in_onnx_runtime_as_in_torch():
     """A bundle with the lifted stream reading the 2D joints, ordered stretch pooling and per-joint stretches (the
     options union pretraining measured) exports, and the node's backend computes what PyTorch computes, on real

@@ -1,19 +1,19 @@
 """Frozen-encoder features of whole sequences, from 3D input, 2D input or both (the input ablations).
 
-A sequence's feature is the mean over its sliding windows (stride half a window), the same windows the ROS node
-classifies on a stream. 2D inputs are virtual-camera views with a fixed seed per sequence, so every evaluation of
-every model sees the same 2D data.
+A sequence's feature is the mean over the windows the ROS node cuts from it (``topology.window.window_ends`` with
+the node's stride and first-window fill, as ``hetskel_ros.model.features`` cuts real sequences). 2D inputs are
+virtual-camera views with a fixed seed per sequence, so every evaluation of every model sees the same 2D data.
 """
 
 from __future__ import annotations
 
 import numpy as np
-import torch
 
-from hetskel_ros.model.config import INDEX_INPUTS, INPUT_NAMES
+from hetskel_ros.model.features import NODE_MIN_FILL, NODE_STRIDE_S, stack_rows, torch_infer
 from hetskel_ros.model.model import HetSkelModel
+from hetskel_ros.topology.window import window_ends, window_times
 
-from .views import Clip, ViewMaker, sliding_times
+from .views import Clip, ViewMaker
 
 MODES = ("3d", "2d", "fused")
 
@@ -38,33 +38,30 @@ def window_inputs(maker: ViewMaker, clip: Clip, times: np.ndarray, mode: str, to
             "t2d": topology_index[view2d], "has3d": float(mode != "2d"), "has2d": float(mode != "3d")}
 
 
-def as_tensors(rows: list[dict]) -> list[torch.Tensor]:
-    out = []
-    for key in INPUT_NAMES:
-        value = np.stack([np.asarray(r[key]) for r in rows])
-        t = torch.from_numpy(value)
-        out.append(t.long() if key in INDEX_INPUTS else t.float())
-    return out
+def node_window_times(clip: Clip, window: int, fps: float) -> list[np.ndarray]:
+    """Frame times of every window the node cuts from the clip (one padded window for a clip shorter than its
+    first)."""
+    stamps = np.arange(len(clip.positions)) / clip.fps
+    ends = window_ends(stamps, (window - 1) / fps, NODE_STRIDE_S, NODE_MIN_FILL) or [float(stamps[-1])]
+    return [window_times(end, window, fps) for end in ends]
 
 
-@torch.no_grad()
 def sequence_features(model: HetSkelModel, maker: ViewMaker, clips: list[Clip], mode: str, *, seed: int = 0,
                       view3d: str = "bandai_mocap", view2d: str = "coco17", batch: int = 256,
                       clips2d: list[Clip] | None = None) -> np.ndarray:
     """(len(clips), feature_dim) mean window features; ``clips2d``: other clips (same timing) to take 2D views of."""
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-    model.eval()
+    infer = torch_infer(model.eval())
     topology_index = {name: i for i, name in enumerate(model.cfg.topologies)}
     rows, owner = [], []
     for i, clip in enumerate(clips):
         rng = np.random.default_rng([seed, i])
-        for times in sliding_times(clip, model.cfg.window, model.cfg.fps, model.cfg.window // 2):
+        for times in node_window_times(clip, model.cfg.window, model.cfg.fps):
             rows.append(window_inputs(maker, clip, times, mode, topology_index, rng, view3d, view2d,
                                       clips2d[i] if clips2d else None))
             owner.append(i)
-    features = np.concatenate([model.encode(*as_tensors(rows[s:s + batch])).numpy()
-                               for s in range(0, len(rows), batch)])
+    features = np.concatenate([infer(stack_rows(rows[s:s + batch]))[0] for s in range(0, len(rows), batch)])
     owner = np.asarray(owner)
     sums = np.zeros((len(clips), features.shape[1]), np.float64)
     np.add.at(sums, owner, features)

@@ -86,6 +86,11 @@ class ViewSettings:
     native_view: float = 0.5  # a 3D clip's 3D view is in its own topology this often, else a synthetic one
     rotate_2d_deg: float = 10.0  # in-plane rotation of a real 2D view (a tilted camera)
     pixel_noise_real: float = 1.0  # std in torso lengths x 1/100 added to a real 2D view (annotation jitter)
+    # a crop spans the whole clip this often, played at the speed that fills the window (clamped to
+    # whole_clip_speed): what the feature API's whole-sequence feature shows the encoder, so a 1 s gesture fills the
+    # window instead of sitting at its end behind a second of its own first frame
+    whole_clip: float = 0.0
+    whole_clip_speed: tuple[float, float] = (0.33, 3.0)
 
 
 def crop_times(clip: Clip, window: int, fps: float, rng: np.random.Generator | None, speed: float = 1.0,
@@ -105,13 +110,6 @@ def crop_times(clip: Clip, window: int, fps: float, rng: np.random.Generator | N
     else:
         start = rng.uniform(0, slack)
     return start + np.arange(window) / fps * speed
-
-
-def sliding_times(clip: Clip, window: int, fps: float, stride: int) -> list[np.ndarray]:
-    """Every window of a clip at `stride` model frames, ending at the clip's end (evaluation)."""
-    span = (window - 1) / fps
-    ends = np.arange(clip.duration, span - 1e-9, -stride / fps)[::-1] if clip.duration > span else [clip.duration]
-    return [end - span + np.arange(window) / fps for end in ends]
 
 
 def yaw_rotation(angle: float) -> np.ndarray:
@@ -157,9 +155,13 @@ class ViewMaker:
         return interpolate_frames(stamps, clip.positions, clip.mask, times)
 
     def training_frames(self, clip: Clip, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        """One augmented crop: speed jitter, sometimes padded at the start."""
+        """One augmented crop: speed jitter, sometimes padded at the start, sometimes the whole clip."""
         s = self.settings
-        return self.frames(clip, crop_times(clip, self.window, self.fps, rng, rng.uniform(*s.speed), s.pad_start))
+        speed = rng.uniform(*s.speed)
+        if s.whole_clip and rng.random() < s.whole_clip:
+            speed = float(np.clip(clip.duration / ((self.window - 1) / self.fps), *s.whole_clip_speed))
+            return self.frames(clip, crop_times(clip, self.window, self.fps, rng, speed))
+        return self.frames(clip, crop_times(clip, self.window, self.fps, rng, speed, s.pad_start))
 
     def view3d(self, frames: np.ndarray, mask: np.ndarray, topology: str,
                rng: np.random.Generator | None) -> tuple[np.ndarray, np.ndarray]:

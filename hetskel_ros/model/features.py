@@ -10,7 +10,9 @@ exactly as the ROS node cuts a track (``topology.window.window_ends`` with the n
 ``interpolate_frames``, the bundle's ``Normalization``), so a feature here is what the node computes on the same
 motion. A sequence that ends before the node's first window is due still gets one window, ending at its last frame
 and padded at the start with its first frame (as the node's own windows are), never skipped.
-A sequence's feature is the mean of its window features. The inference callable is any backend's ``infer`` (ONNX
+A sequence's feature is the mean of its window features, or (``whole=True``) the encoding of one window that spans
+the whole sequence, resampled to the model's frame count: the standard protocols' view of a trimmed clip, which a
+1 s gesture fills instead of sitting behind a second of padding. The inference callable is any backend's ``infer`` (ONNX
 Runtime, TensorRT, PyTorch) or :func:`torch_infer` of a model in training; this module imports no torch itself.
 """
 
@@ -114,23 +116,28 @@ class FeatureExtractor:
         return known.index(fallback)
 
     def window_rows(self, positions: np.ndarray, topology: str, fps: float, confidence: np.ndarray | None = None,
-                    stamps: np.ndarray | None = None) -> tuple[list[dict], np.ndarray]:
-        """Model input rows of every window the node would cut from one native (T, N, C) sequence, and their ends."""
+                    stamps: np.ndarray | None = None, whole: bool = False) -> tuple[list[dict], np.ndarray]:
+        """Model input rows of every window the node would cut from one native (T, N, C) sequence, and their ends;
+        ``whole``: the one row of a window spanning the whole sequence."""
         native = load_topology(topology)
         unified, mask = native.to_unified(positions, confidence, unified=self.skeleton)
         stamps = np.arange(len(unified)) / fps if stamps is None else np.asarray(stamps, np.float64)
-        return self.unified_window_rows(stamps, unified, mask, native.up, self.prompt(topology, native.dims))
+        return self.unified_window_rows(stamps, unified, mask, native.up, self.prompt(topology, native.dims), whole)
 
     def unified_window_rows(self, stamps: np.ndarray, unified: np.ndarray, mask: np.ndarray, up: str,
-                            prompt: int) -> tuple[list[dict], np.ndarray]:
+                            prompt: int, whole: bool = False) -> tuple[list[dict], np.ndarray]:
         """The same for frames already on the unified skeleton (what the node's adapters give: a recorded
         track), with their stamps, the topology's ``up`` axis and prompt row (``prompt``)."""
         stamps = np.asarray(stamps, np.float64)
-        ends = window_ends(stamps, self.span, self.stride_s, self.min_fill) or [float(stamps[-1])]
+        if whole:
+            ends = [float(stamps[-1])]
+            times = [np.linspace(stamps[0], stamps[-1], self.config.window)]
+        else:
+            ends = window_ends(stamps, self.span, self.stride_s, self.min_fill) or [float(stamps[-1])]
+            times = [window_times(end, self.config.window, self.config.fps) for end in ends]
         rows = []
-        for end in ends:
-            frames, present = interpolate_frames(stamps, unified, mask,
-                                                 window_times(end, self.config.window, self.config.fps))
+        for t in times:
+            frames, present = interpolate_frames(stamps, unified, mask, t)
             row = empty_row(self.config.window, self.skeleton.num_joints)
             fill_slot(row, self.normalization.apply(frames, present, self.skeleton, up=up), present, prompt)
             rows.append(row)
@@ -148,19 +155,21 @@ class FeatureExtractor:
         return WindowFeatures(ends, features, scores)
 
     def sequence_features(self, positions: np.ndarray, topology: str, fps: float,
-                          confidence: np.ndarray | None = None) -> np.ndarray:
-        """(feature_dim,): the mean over the sequence's windows."""
-        return self.windows(positions, topology, fps, confidence).features.mean(axis=0)
+                          confidence: np.ndarray | None = None, whole: bool = False) -> np.ndarray:
+        """(feature_dim,): the mean over the sequence's windows, or (``whole``) its whole-sequence window's."""
+        rows, _ = self.window_rows(positions, topology, fps, confidence, whole=whole)
+        return self.encode(rows)[0].mean(axis=0)
 
     def sequence_set_features(self, data: SequenceSet, indices: Sequence[int] | None = None,
-                              per_window: bool = False) -> np.ndarray | list[WindowFeatures]:
+                              per_window: bool = False, whole: bool = False) -> np.ndarray | list[WindowFeatures]:
         """(len(indices), feature_dim) mean window features of a sequence set (all of it by default), batched
-        across sequences; ``per_window``: each sequence's WindowFeatures instead."""
+        across sequences; ``per_window``: each sequence's WindowFeatures instead; ``whole``: one window spanning
+        each sequence."""
         chosen = range(len(data)) if indices is None else [int(i) for i in indices]
         rows, owner, ends = [], [], []
         for k, i in enumerate(chosen):
             conf = None if data.confidence is None else data.confidence[i]
-            r, e = self.window_rows(data.sequences[i], data.topology, data.fps, conf)
+            r, e = self.window_rows(data.sequences[i], data.topology, data.fps, conf, whole=whole)
             rows += r
             owner += [k] * len(r)
             ends.append(e)

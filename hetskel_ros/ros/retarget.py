@@ -24,6 +24,7 @@ import itertools
 from dataclasses import dataclass
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from hetskel_ros.ros.adapters.urdf_kinematics import UrdfKinematics, resolve_urdf_path
 from hetskel_ros.topology import load_robot, load_topology
@@ -138,8 +139,13 @@ class Retargeter:
                 targets[b] = targets[a] + self.length[(a, b)] * direction(a, b)
         return np.stack([targets[j] for j in self.targeted], axis=1)
 
+    @threadpool_limits.wrap(limits=1, user_api="blas")
     def retarget(self, frames: np.ndarray, fps: float) -> RobotMotion:
-        """One human clip (T, N, 3) of the human topology's native joints -> the robot's motion."""
+        """One human clip (T, N, 3) of the human topology's native joints -> the robot's motion.
+
+        BLAS is held to one thread: each step solves a ~30x30 system, and OpenBLAS's threads on so small a solve
+        spin against each other and against whatever else runs (20-50x slower on a busy 2-core machine; CI's
+        robot-eval test hung in np.linalg.solve)."""
         frames = np.asarray(frames, dtype=np.float64)
         base = self.base_poses(frames)
         targets = self.targets(frames, base)
