@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
            "dataset": {"name": args.dataset, "file": relative(loaded.path), "sample": loaded.is_sample,
                        "train_sequences": len(train), "test_sequences": len(test), "classes": len(names)},
            "protocol": f"{args.per_class} examples per action from the training split, {args.draws} draws (seeds "
-                       f"0..{args.draws - 1}); sequence features (mean of sliding windows); 2D = COCO-17 virtual "
+                       f"0..{args.draws - 1}); sequence features (mean of the node's windows); 2D = COCO-17 virtual "
                        f"camera views, seed {args.seed} per sequence; top-1 on the test split",
            "results": summary}
     args.out.parent.mkdir(parents=True, exist_ok=True)

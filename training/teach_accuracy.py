@@ -11,7 +11,9 @@ statistics): the first half's accuracy before and after, within the first half's
     python -m training.teach_accuracy --dataset utd_mhad --model runs/lodo_utd.hetskel   # the encoder to judge
 
 Without the full data (``../shared/data``) it runs on the shipped sample and says so (``sample: true``; too few
-sequences for the issue's numbers: a smoke run). Writes ``--out`` (default bench/results/teach_accuracy.json).
+sequences for the issue's numbers: a smoke run). ``--whole``: one window spanning each trimmed sequence, as the
+standard protocols see a clip (hetskel_ros.model.features), instead of the node's windows. Writes ``--out``
+(default bench/results/teach_accuracy.json).
 """
 
 from __future__ import annotations
@@ -63,6 +65,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", type=Path, default=None, help="bundle whose encoder is judged (default: the shipped)")
     p.add_argument("--per-class", type=int, default=5)
     p.add_argument("--draws", type=int, default=10)
+    p.add_argument("--whole", action="store_true",
+                   help="one window spanning each trimmed sequence (the standard protocols' view) instead of the "
+                        "node's windows (what a taught head meets on a stream)")
     p.add_argument("--out", type=Path, default=share_dir() / "bench" / "results" / "teach_accuracy.json")
     args = p.parse_args(sys.argv[1:] if argv is None else argv)
     began = time.monotonic()
@@ -72,8 +77,8 @@ def main(argv: list[str] | None = None) -> int:
     names = list(data.label_names)
     encoder = open_extractor(load_bundle(bundle_path), threads=1)
     raw = FeatureExtractor(encoder.config, encoder.normalization, raw_joint_infer)
-    features = {"encoder": [w.features for w in encoder.sequence_set_features(data, per_window=True)],
-                "raw_joints": [w.features for w in raw.sequence_set_features(data, per_window=True)]}
+    features = {name: [w.features for w in extractor.sequence_set_features(data, per_window=True, whole=args.whole)]
+                for name, extractor in (("encoder", encoder), ("raw_joints", raw))}
     test = np.asarray(loaded.test)
     first = names[: len(names) // 2]
     results: dict[str, dict[str, list[float]]] = {f: {k: [] for k in HEADS} for f in features}
@@ -99,7 +104,8 @@ def main(argv: list[str] | None = None) -> int:
                        "protocol": loaded.spec.protocol.name, "classes": len(names),
                        "test_sequences": len(test)},
            "protocol": f"{args.per_class} examples per action from the training side, {args.draws} draws (seeds "
-                       f"0..{args.draws - 1}); node windows; a test sequence's label: its windows' mean probability",
+                       f"0..{args.draws - 1}); {'one whole-sequence window' if args.whole else 'node windows'}; a test "
+                       f"sequence's label: its windows' mean probability",
            "targets": {"encoder": ">= 0.80 top-1 and >= 15 points above raw joints (UTD-MHAD, 27 actions)",
                        "add": "the first half's accuracy within 2 points after adding the second half"},
            "results": {f: {k: summary(v) for k, v in per.items()} for f, per in results.items()},
