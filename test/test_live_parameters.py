@@ -188,3 +188,15 @@ def test_a_restart_without_model_runs_the_swapped_one(ros, other_bundle, tmp_pat
     assert node.model_path == str(other_bundle) and node.recognizer.labels == ["come-here", "stop", "walk"]
     assert node.get_parameter("model").value == str(other_bundle)
     assert node.previous_model == str(stand_in_bundle_path())
+
+
+def test_a_state_naming_a_broken_bundle_falls_back_to_the_shipped_model(ros, tmp_path):
+    from hetskel_ros.ros.model_state import write_state
+    from hetskel_ros.runtime.samples import default_bundle_path
+
+    broken = tmp_path / "gone.hetskel"
+    broken.write_bytes(b"PK not really")
+    state_file = tmp_path / "state.json"
+    write_state(state_file, str(broken), "", 3)
+    node = start_node(ros, state_file)
+    assert node.model_path == str(default_bundle_path())

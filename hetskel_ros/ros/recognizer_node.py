@@ -110,8 +110,15 @@ class RecognizerNode(Node):
         if problem:
             self.get_logger().warning(problem)
         model_path = settings.model or self._state_model(state) or str(default_bundle_path())
+        try:
+            bundle = load_bundle(model_path)
+        except BundleError as exc:
+            if settings.model or model_path != state.model:
+                raise
+            self.get_logger().warning(f"model state {self.state_path}: {exc}; using the shipped model")
+            model_path = str(default_bundle_path())
+            bundle = load_bundle(model_path)
         self.previous_model = state.previous if not settings.model and model_path == state.model else ""
-        bundle = load_bundle(model_path)
         self.backend = load_backend(bundle, settings.backend_order(), **self._backend_options())  # logs skipped ones
         self.model_path = model_path
         self.adapters = {cfg.name: adapter_class(cfg.kind)(cfg, self) for cfg in self.params.inputs}
