@@ -206,6 +206,8 @@ def _relative(path: Path) -> str:
 
 def run(args: argparse.Namespace) -> int:
     began = time.monotonic()
+    if not Path(args.recording).exists():
+        raise BagError(f"recording {args.recording} does not exist (a bag directory, .mcap, .db3 or .npz)")
     base_path = Path(args.model) if args.model else default_bundle_path()
     base = load_bundle(base_path)
     parameters = load_parameters(args.config)
