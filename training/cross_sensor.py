@@ -28,11 +28,9 @@ from hetskel_ros.topology.normalize import Normalization
 
 from .datasets import load_dataset, relative
 from .features import sequence_features
+from .teach_accuracy import draw, few_shot_arguments
+from .teach_accuracy import summary as spread
 from .views import ViewMaker, clips_from_sequences
-
-
-def draw(labels: np.ndarray, pool: np.ndarray, per_class: int, rng: np.random.Generator) -> np.ndarray:
-    return np.concatenate([rng.permutation(pool[labels[pool] == k])[:per_class] for k in np.unique(labels[pool])])
 
 
 def accuracy(kind: str, train: np.ndarray, train_labels: np.ndarray, test: np.ndarray, test_labels: np.ndarray,
@@ -45,10 +43,7 @@ def accuracy(kind: str, train: np.ndarray, train_labels: np.ndarray, test: np.nd
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="cross_sensor", description=__doc__.split("\n\n")[0])
-    p.add_argument("--dataset", default="nw_ucla")
-    p.add_argument("--model", type=Path, default=None, help="bundle (default: the shipped model)")
-    p.add_argument("--per-class", type=int, default=5)
-    p.add_argument("--draws", type=int, default=10)
+    few_shot_arguments(p, "nw_ucla")
     p.add_argument("--seed", type=int, default=0, help="seed of the 2D views (the draws use 0..draws-1)")
     p.add_argument("--out", type=Path, default=share_dir() / "bench" / "results" / "cross_sensor.json")
     args = p.parse_args(sys.argv[1:] if argv is None else argv)
@@ -75,9 +70,7 @@ def main(argv: list[str] | None = None) -> int:
                                            "2d_to_2d": ("2d", "2d")}.items():
                 results[kind][name].append(accuracy(kind, features[source][chosen], labels[chosen],
                                                     features[target][test], labels[test], names))
-    summary = {kind: {name: {"mean": round(float(np.mean(v)), 4), "std": round(float(np.std(v)), 4),
-                             "draws": [round(x, 4) for x in v]} for name, v in per.items()}
-               for kind, per in results.items()}
+    summary = {kind: {name: spread(v) for name, v in per.items()} for kind, per in results.items()}
     out = {"name": "cross_sensor", "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
            "command": " ".join(["python -m training.cross_sensor", *(sys.argv[1:] if argv is None else argv)]),
            "seconds": round(time.monotonic() - began, 1), "model": relative(bundle_path),

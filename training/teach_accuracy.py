@@ -59,12 +59,17 @@ def summary(values: list[float]) -> dict:
             "draws": [round(v, 4) for v in values]}
 
 
+def few_shot_arguments(p: argparse.ArgumentParser, dataset: str) -> None:
+    """The options every few-shot measurement shares (this one and training.cross_sensor)."""
+    p.add_argument("--dataset", default=dataset)
+    p.add_argument("--model", type=Path, default=None, help="bundle whose encoder is judged (default: the shipped)")
+    p.add_argument("--per-class", type=int, default=5, help="examples per action")
+    p.add_argument("--draws", type=int, default=10, help="draws of the examples (seeds 0..draws-1)")
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="teach_accuracy", description=__doc__.split("\n\n")[0])
-    p.add_argument("--dataset", default="utd_mhad")
-    p.add_argument("--model", type=Path, default=None, help="bundle whose encoder is judged (default: the shipped)")
-    p.add_argument("--per-class", type=int, default=5)
-    p.add_argument("--draws", type=int, default=10)
+    few_shot_arguments(p, "utd_mhad")
     p.add_argument("--whole", action="store_true",
                    help="one window spanning each trimmed sequence (the standard protocols' view) instead of the "
                         "node's windows (what a taught head meets on a stream)")
