@@ -48,6 +48,8 @@ setup(
             "bag_player = hetskel_ros.ros.entry:bag_player",
             "hetskel-demo = hetskel_ros.ros.bagtools.demo:main",
             "hetskel-robot-eval = hetskel_ros.ros.robot_eval:main",
+            "hetskel-teach = hetskel_ros.ros.entry:teach",
+            "teach_recorder = hetskel_ros.ros.entry:teach_recorder",
         ],
     },
 )

@@ -53,7 +53,8 @@ def generate_launch_description() -> LaunchDescription:
     arguments = [
         DeclareLaunchArgument("config", default_value=PathJoinSubstitution([share, "config", "recognize.yaml"]),
                               description="recognizer parameter file"),
-        DeclareLaunchArgument("model", default_value="", description="model bundle ('' = the shipped model)"),
+        DeclareLaunchArgument("model", default_value="",
+                              description="model bundle ('' = the last live swap's, else the shipped model)"),
         DeclareLaunchArgument("backend", default_value="",
                               description="inference backend, e.g. onnxruntime ('' = the config's order)"),
         DeclareLaunchArgument("namespace", default_value="", description="namespace of every node"),

@@ -534,3 +534,33 @@ def test_association_rules():
     projected = AssociationRule("nearest_root", projection=(600.0, 600.0, 320.0, 240.0))
     pixel = Candidate(4, np.array([320.0 + 200.0, 240.0]), 2)  # x = 1 m at 3 m depth
     assert associate(a, [pixel], projected) == {2: 4}
+
+
+def test_a_model_swap_keeps_tracks_remaps_the_smoothing_by_label_and_ends_a_vanished_action(bundle, backend,
+                                                                                           unified_clips):
+    """Recognizer.swap_model (what the node's `model` parameter runs), with a taught head outside the graph."""
+    from hetskel_ros.model.head import LinearHead
+
+    shared = bundle.label_names[8]
+    rng = np.random.default_rng(0)
+    taught = dataclasses.replace(bundle, label_names=[shared, "come-here", "stop"], path=None,
+                                 head=LinearHead(rng.normal(size=(3, bundle.config.feature_dim)), np.zeros(3)))
+    taught_backend = create_backend("onnxruntime", taught, device="cpu", threads=1)
+    recognizer = make(bundle, backend, threshold=0.0, release_threshold=0.0, stagger=False)
+    stream = observations(unified_clips[16])
+    before = feed(recognizer, stream[:90])
+    key = ("mocap", 1)
+    old_scores, old_action = recognizer._smoothed[key].copy(), recognizer._label_states[key].action
+    assert old_action and old_action in bundle.label_names
+    assert recognizer.swap_model(taught, taught_backend, stream[89].stamp) == []  # nothing was pending
+    assert recognizer.track_keys() == [key] and recognizer.labels == taught.label_names
+    remapped = recognizer._smoothed[key]
+    assert remapped[0] == old_scores[bundle.label_names.index(shared)] and remapped[1] == remapped[2] == 0.0
+    after = feed(recognizer, stream[90:])
+    assert after and all({h.label for h in d.hypotheses} <= set(taught.label_names) for d in after)
+    assert sum(abs(h.score - 1 / 3) for h in after[0].hypotheses) > 0  # scores of the taught head, not the graph's
+    if old_action != shared:
+        assert after[0].ended == old_action  # the action the new vocabulary lacks ended with the next window
+    stamps = [d.stamp for d in before + after]
+    assert np.allclose(np.diff(stamps), 0.5, atol=1 / FPS)  # no window lost or repeated across the swap
+    assert recognizer.events["model_swaps"] == 1

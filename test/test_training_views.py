@@ -58,7 +58,7 @@ def test_whole_clip_and_young_track_crops_fill_the_window_with_motion(clips):
     np.testing.assert_allclose(frames[-1][short.mask[-1]], short.positions[-1][short.mask[-1]], atol=1e-5)
     young = ViewMaker(load_unified(), WINDOW, FPS, ViewSettings(young_track=1.0, speed=(1.0, 1.0)))
     for _ in range(20):
-        frames, mask = young.training_frames(long_clip(clips), rng)
+        frames, _ = young.training_frames(long_clip(clips), rng)
         steps = np.abs(np.diff(frames, axis=0)).sum(axis=(1, 2))
         assert (steps > 0).all()  # every frame moves on: no padding
 

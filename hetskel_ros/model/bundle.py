@@ -5,6 +5,9 @@ A bundle is a zip archive (``*.hetskel``):
                label names, provenance (data, command, git commit, metrics)
   weights.npz  the state dict as numpy arrays (prompts and the semantic word table included)
   model.onnx   the exported inference graph, when exported (the ONNX Runtime and TensorRT backends use it)
+  head.npz     optional: a taught linear head on the graph's features (hetskel_ros.model.head; meta.json 'head'),
+               whose labels replace the graph's own head; the graph stays the encoder's, byte for byte
+  calibration.json and any other member: kept as they are by load_bundle/save_bundle (``parts``)
 Reading the metadata and the graph needs neither torch nor ROS; building the PyTorch model needs torch.
 """
 
@@ -20,11 +23,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .config import ModelConfig
+from .head import HEAD_PART, LinearHead
 
 if TYPE_CHECKING:
     from .model import HetSkelModel
 
 FORMAT_VERSION = 1
+OWN_PARTS = frozenset({"meta.json", "weights.npz", "model.onnx", HEAD_PART})
 
 
 class BundleError(ValueError):
@@ -41,6 +46,8 @@ class Bundle:
     weights: dict[str, np.ndarray] = field(default_factory=dict)
     onnx: bytes | None = None
     path: Path | None = None
+    head: LinearHead | None = None  # a taught head outside the graph (its rows are label_names)
+    parts: dict[str, bytes] = field(default_factory=dict)  # other archive members (calibration.json), verbatim
 
     @property
     def topologies(self) -> list[str]:
@@ -77,7 +84,14 @@ class Bundle:
             "label_names": list(self.label_names),
             "normalization": self.normalization,
             "provenance": self.provenance,
+            **({"head": self.head.info} if self.head is not None else {}),
         }
+
+    @property
+    def graph_labels(self) -> int:
+        """Outputs of the graph's own classifier (what ``config.num_classes`` and ``classifier.weight`` describe)."""
+        head = self.weights.get("classifier.weight")
+        return int(np.shape(head)[0]) if head is not None else int(self.config.num_classes)
 
 
 def state_to_numpy(model: HetSkelModel, keep_projectors: bool = False) -> dict[str, np.ndarray]:
@@ -100,6 +114,11 @@ def save_bundle(bundle: Bundle, path: str | Path) -> Path:
         zf.writestr("weights.npz", weights.getvalue())
         if bundle.onnx is not None:
             zf.writestr("model.onnx", bundle.onnx)
+        if bundle.head is not None:
+            zf.writestr(HEAD_PART, bundle.head.to_bytes())
+        for name, data in bundle.parts.items():  # calibration.json: re-saving a bundle must not lose it
+            if name not in OWN_PARTS:
+                zf.writestr(name, data)
     tmp.replace(path)  # never leave a half-written bundle where a node would load it
     bundle.path = path
     return path
@@ -120,6 +139,9 @@ def load_bundle(path: str | Path, *, weights: bool = True) -> Bundle:
             meta = _read_part(path, "meta.json", lambda: json.loads(zf.read("meta.json")))
             arrays = _read_part(path, "weights.npz", lambda: _read_weights(zf.read("weights.npz"))) if weights else {}
             onnx = _read_part(path, "model.onnx", lambda: zf.read("model.onnx")) if "model.onnx" in names else None
+            head_bytes = _read_part(path, HEAD_PART, lambda: zf.read(HEAD_PART)) if HEAD_PART in names else None
+            parts = {name: _read_part(path, name, lambda name=name: zf.read(name))
+                     for name in sorted(names - OWN_PARTS) if not name.endswith("/")}
     except (zipfile.BadZipFile, OSError) as exc:
         raise BundleError(f"model bundle {path} is not readable: {exc}") from exc
     _check_meta(path, meta)
@@ -128,6 +150,11 @@ def load_bundle(path: str | Path, *, weights: bool = True) -> Bundle:
         config = ModelConfig.from_dict({"fusion": "mean", **meta["config"]})
     except (TypeError, ValueError) as exc:
         raise BundleError(f"model bundle {path}: meta.json 'config' is not a model configuration: {exc}") from None
+    head = None
+    if head_bytes is not None:
+        info = meta.get("head", {})
+        head = _read_part(path, HEAD_PART, lambda: LinearHead.from_bytes(head_bytes,
+                                                                          info if isinstance(info, dict) else {}))
     bundle = Bundle(
         config=config,
         unified_joints=meta["unified_joints"],
@@ -137,6 +164,8 @@ def load_bundle(path: str | Path, *, weights: bool = True) -> Bundle:
         weights=arrays,
         onnx=onnx,
         path=path,
+        head=head,
+        parts=parts,
     )
     _check_head(bundle)
     return bundle
@@ -180,11 +209,18 @@ def _check_meta(path: Path, meta: object) -> None:
 def _check_head(bundle: Bundle) -> None:
     """One label per output of the classifier: a mismatch would only show on the first window (IndexError)."""
     labels = len(bundle.label_names)
+    graph = bundle.graph_labels if bundle.head is not None else labels  # a taught head: the graph keeps its own
     sizes = {"config num_classes": bundle.config.num_classes} if bundle.config.num_classes else {}
     head = bundle.weights.get("classifier.weight")
     if head is not None:
         sizes["classifier.weight"] = int(np.shape(head)[0])
-    wrong = {name: size for name, size in sizes.items() if size != labels}
+    wrong = {name: size for name, size in sizes.items() if size != graph}
+    if bundle.head is not None:
+        if bundle.head.classes != labels:
+            wrong[HEAD_PART] = bundle.head.classes
+        if bundle.head.feature_dim != bundle.config.feature_dim:
+            raise BundleError(f"model bundle {bundle.path}: {HEAD_PART} reads {bundle.head.feature_dim} features, "
+                              f"the encoder gives {bundle.config.feature_dim}")
     if wrong:
         said = ", ".join(f"{name} {size}" for name, size in wrong.items())
         raise BundleError(f"model bundle {bundle.path}: {labels} label_names but the model's head has {said} "

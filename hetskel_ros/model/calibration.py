@@ -11,8 +11,9 @@ nearest action. A :class:`Calibration` adds, per window feature (``FeatureExtrac
 
 Per class it stores what a later refit needs (count, mean and variance of the features). The calibration lives in
 the bundle zip as ``calibration.json``: ``write_calibration`` adds it to an existing bundle (atomically),
-``read_calibration`` returns None for a bundle without one. Note: ``save_bundle`` writes a fresh zip, so re-saving a
-bundle drops its calibration (write it again after). numpy only: no torch, no ROS.
+``read_calibration`` returns None for a bundle without one; ``load_bundle`` keeps it in ``Bundle.parts`` and
+``save_bundle`` writes it back, so re-saving a bundle keeps its calibration (``bundle_calibration`` reads it from
+there). numpy only: no torch, no ROS.
 """
 
 from __future__ import annotations
@@ -137,6 +138,19 @@ def read_calibration(bundle_path: str | Path | None) -> Calibration | None:
             return None
         data = json.loads(zf.read(CALIBRATION_PART))
     return Calibration.from_dict(data, f"{bundle_path}: {CALIBRATION_PART}")
+
+
+def bundle_calibration(bundle) -> Calibration | None:
+    """The calibration of a loaded Bundle (its ``parts``, else its file), or None when it has none."""
+    data = getattr(bundle, "parts", {}).get(CALIBRATION_PART)
+    if data is not None:
+        return Calibration.from_dict(json.loads(data), f"{bundle.path}: {CALIBRATION_PART}")
+    return read_calibration(bundle.path) if bundle.path is not None and Path(bundle.path).is_file() else None
+
+
+def calibration_bytes(calibration: Calibration) -> bytes:
+    """What ``calibration.json`` holds (for ``Bundle.parts``)."""
+    return json.dumps(calibration.to_dict()).encode()
 
 
 def write_calibration(bundle_path: str | Path, calibration: Calibration, out: str | Path | None = None) -> Path:

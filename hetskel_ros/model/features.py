@@ -122,6 +122,13 @@ class FeatureExtractor:
         native = load_topology(topology)
         unified, mask = native.to_unified(positions, confidence, unified=self.skeleton)
         stamps = np.arange(len(unified)) / fps if stamps is None else np.asarray(stamps, np.float64)
+        return self.unified_window_rows(stamps, unified, mask, native.up, self.prompt(topology, native.dims), whole)
+
+    def unified_window_rows(self, stamps: np.ndarray, unified: np.ndarray, mask: np.ndarray, up: str,
+                            prompt: int, whole: bool = False) -> tuple[list[dict], np.ndarray]:
+        """The same for frames already on the unified skeleton (what the node's adapters give: a recorded
+        track), with their stamps, the topology's ``up`` axis and prompt row (``prompt``)."""
+        stamps = np.asarray(stamps, np.float64)
         if whole:
             ends = [float(stamps[-1])]
             times = [np.linspace(stamps[0], stamps[-1], self.config.window)]
@@ -129,12 +136,11 @@ class FeatureExtractor:
             ends = window_ends(stamps, self.span, self.stride_s, self.min_fill) or [float(stamps[-1])]
             stretch = self.config.short_tracks == "stretch"
             times = [track_window_times(end, stamps[0], self.config.window, self.config.fps, stretch) for end in ends]
-        prompt = self.prompt(topology, native.dims)
         rows = []
         for t in times:
             frames, present = interpolate_frames(stamps, unified, mask, t)
             row = empty_row(self.config.window, self.skeleton.num_joints)
-            fill_slot(row, self.normalization.apply(frames, present, self.skeleton, up=native.up), present, prompt)
+            fill_slot(row, self.normalization.apply(frames, present, self.skeleton, up=up), present, prompt)
             rows.append(row)
         return rows, np.asarray(ends) - stamps[0]
 

@@ -77,7 +77,7 @@ def yaml_value(value: str | bool) -> str:
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="hetskel-launch", description=__doc__.split("\n\n")[0])
     p.add_argument("--config", default=str(config_dir() / "recognize.yaml"), help="recognizer parameter file")
-    p.add_argument("--model", default="", help="model bundle ('' = the shipped model)")
+    p.add_argument("--model", default="", help="model bundle ('' = the last live swap's, else the shipped model)")
     p.add_argument("--backend", default="", help="inference backend, e.g. onnxruntime ('' = the config's order)")
     p.add_argument("--namespace", default="", help="namespace of every node")
     p.add_argument("--use_sim_time", "--use-sim-time", dest="use_sim_time", default="false",

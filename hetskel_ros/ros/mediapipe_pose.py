@@ -44,7 +44,7 @@ from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 
 from hetskel_ros.ros.image_codec import RejectedImageError, compressed_to_rgb, image_to_rgb
-from hetskel_ros.ros.node_main import run_node
+from hetskel_ros.ros.node_main import read_only, run_node
 
 IMAGE_TOPOLOGY = "mediapipe_pose"
 WORLD_TOPOLOGY = "mediapipe_pose_world"
@@ -92,7 +92,8 @@ class PoseNodeConfig:
     @classmethod
     def declare(cls, node: Node) -> PoseNodeConfig:
         """Declare every field as a ROS parameter (defaults above) and read them back."""
-        values = {f.name: node.declare_parameter(f.name, getattr(cls, f.name)).value for f in dataclasses.fields(cls)}
+        values = {f.name: node.declare_parameter(f.name, getattr(cls, f.name), read_only()).value
+                  for f in dataclasses.fields(cls)}
         return cls(**values)
 
 

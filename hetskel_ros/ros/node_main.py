@@ -20,6 +20,7 @@ from types import FrameType
 
 import rclpy
 import yaml
+from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.exceptions import NameValidationException, ParameterException
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.impl.implementation_singleton import rclpy_implementation
@@ -130,6 +131,11 @@ def yaml_problem(exc: yaml.YAMLError) -> str:
     problem = getattr(exc, "problem", None) or one_line(exc)
     mark = getattr(exc, "problem_mark", None)
     return f"{problem} at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else problem
+
+
+def read_only() -> ParameterDescriptor:
+    """The descriptor of a parameter a node reads once at start: ``ros2 param set`` is refused, not ignored."""
+    return ParameterDescriptor(read_only=True)
 
 
 def one_line(exc: BaseException) -> str:

@@ -48,8 +48,17 @@ class DiagnosticsReporter:
         self._last_observations: dict[str, int] = {}
         self._last_decisions: dict[str, int] = {}
         self._quiet_since: dict[str, float] = {}  # input -> when it began accepting people without deciding
-        config = recognizer.config
-        self.stall_after_s = config.min_window_fill * recognizer.span + (STALL_STRIDES + 1) * config.window_stride_s
+        self.model_values: dict[str, object] = {}  # the model in use and its last live swap (the node sets them)
+
+    @property
+    def stall_after_s(self) -> float:
+        config, span = self.recognizer.config, self.recognizer.span  # both may change live
+        return config.min_window_fill * span + (STALL_STRIDES + 1) * config.window_stride_s
+
+    def model_changed(self, backend, values: Mapping[str, object]) -> None:
+        """A live model swap: report the new backend and model from now on."""
+        self.backend = backend
+        self.model_values = dict(values)
 
     def report(self, now: float, header_stamp) -> DiagnosticArray:
         elapsed = None if self._last_time is None else max(now - self._last_time, 1e-9)
@@ -115,6 +124,7 @@ class DiagnosticsReporter:
                   _kv("skipped_backends", "; ".join(f"{n}: {r}" for n, r in self.backend.fallbacks) or "none"),
                   _kv("active_tracks", rec.active_tracks()), _kv("buffered_frames", rec.buffered_frames()),
                   _kv("pending_windows", rec.pending)]
+        values += [_kv(key, value) for key, value in self.model_values.items()]
         if latencies.size:
             values += [_kv("inference_latency_p50_ms", float(np.percentile(latencies, 50))),
                        _kv("inference_latency_p99_ms", float(np.percentile(latencies, 99))),

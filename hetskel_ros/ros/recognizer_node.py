@@ -8,33 +8,42 @@ and the adapter of its ``kind`` (hetskel_ros.ros.adapters.ADAPTERS). Everything 
 completes windows, they are classified at once in one batched inference call and published (reliable QoS).
 Diagnostics go to /diagnostics every ``diagnostics_period_s`` on the ROS clock (use_sim_time is honoured), as do
 track expiry checks. Bad input never stops the node: it is dropped and counted by reason.
+
+``ros2 param set`` changes the post-processing parameters and ``model`` live (a swap between two inference calls that
+keeps every track; docs/teach.md); every other parameter is read-only (recognizer_params.LIVE_PARAMETERS). A swap
+is recorded in the model state file (hetskel_ros.ros.model_state), which a start without ``model`` reads.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import time
 import traceback
+from pathlib import Path
 from typing import Any
 
 from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray
 from hetskel_msgs.msg import Action, ActionArray, ActionHypothesis
+from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node
+from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from visualization_msgs.msg import MarkerArray
 
 from hetskel_ros.model.bundle import BundleError, load_bundle
 from hetskel_ros.ros.adapters import InputAdapter, adapter_class
+from hetskel_ros.ros.model_state import PREVIOUS, ModelState, read_state, state_path, write_state
 from hetskel_ros.ros.msg_dict import message_class
-from hetskel_ros.ros.node_main import run_node
+from hetskel_ros.ros.node_main import one_line, run_node
 from hetskel_ros.ros.recognizer_diagnostics import DiagnosticsReporter
 from hetskel_ros.ros.recognizer_markers import MarkerBuilder
 from hetskel_ros.ros.recognizer_params import RecognizerParameters, declare_parameters
 from hetskel_ros.runtime.backends import load_backend
 from hetskel_ros.runtime.base import BackendError
-from hetskel_ros.runtime.recognizer import Decision, Recognizer
+from hetskel_ros.runtime.recognizer import Decision, Recognizer, RecognizerConfig
 from hetskel_ros.runtime.samples import default_bundle_path
 
 NS_PER_S = 1_000_000_000
@@ -96,12 +105,22 @@ class RecognizerNode(Node):
         if self.params.unknown:
             self.get_logger().warning(f"unknown parameter(s), ignored: {', '.join(self.params.unknown)}")
         settings = self.params.node
-        model_path = settings.model or str(default_bundle_path())
-        bundle = load_bundle(model_path)
-        options: dict[str, Any] = {"device": settings.device, "precision": settings.precision}
-        if settings.threads:
-            options["threads"] = settings.threads
-        self.backend = load_backend(bundle, settings.backend_order(), **options)  # logs each skipped backend
+        self.state_path = state_path(settings.model_state, self.get_fully_qualified_name())
+        state, problem = read_state(self.state_path)
+        if problem:
+            self.get_logger().warning(problem)
+        model_path = settings.model or self._state_model(state) or str(default_bundle_path())
+        try:
+            bundle = load_bundle(model_path)
+        except BundleError as exc:
+            if settings.model or model_path != state.model:
+                raise
+            self.get_logger().warning(f"model state {self.state_path}: {exc}; using the shipped model")
+            model_path = str(default_bundle_path())
+            bundle = load_bundle(model_path)
+        self.previous_model = state.previous if not settings.model and model_path == state.model else ""
+        self.backend = load_backend(bundle, settings.backend_order(), **self._backend_options())  # logs skipped ones
+        self.model_path = model_path
         self.adapters = {cfg.name: adapter_class(cfg.kind)(cfg, self) for cfg in self.params.inputs}
         specs = [self.adapters[cfg.name].spec() for cfg in self.params.inputs]
         self.recognizer = Recognizer(bundle, self.backend, specs, self.params.recognizer, self.params.fusion.rule())
@@ -131,11 +150,114 @@ class RecognizerNode(Node):
         self.diagnostics_timer = self.create_timer(settings.diagnostics_period_s, self.publish_diagnostics)
         expiry_period = min(0.25, self.params.recognizer.track_timeout_s / 4)
         self.expiry_timer = self.create_timer(expiry_period, self.on_expiry_timer)
+        self.model_swap: dict[str, Any] = {}  # the last live swap, for diagnostics
+        self.diagnostics.model_values = self._model_values()
+        if not settings.model and state.model and model_path == state.model:
+            self.set_parameters([Parameter("model", value=model_path)])  # `ros2 param get model` tells the truth
+        self.add_pre_set_parameters_callback(self._resolve_model_alias)
+        self.add_on_set_parameters_callback(self._on_set_parameters)
         inputs = ", ".join(f"{c.name} ({c.kind} on '{self.resolve_topic_name(c.topic)}'"
                            f"{', view group ' + c.view_group if c.view_group else ''})" for c in self.params.inputs)
         self.get_logger().info(f"model {model_path} ({len(bundle.label_names)} actions, window {bundle.config.window} "
                                f"frames at {bundle.config.fps:g} fps), backend {self.backend.describe()}; "
                                f"inputs: {inputs}; actions on '{self.resolve_topic_name(settings.actions_topic)}'")
+
+    # -- live parameters and model swap --------------------------------------------------------------------------
+    def _backend_options(self) -> dict[str, Any]:
+        settings = self.params.node
+        options: dict[str, Any] = {"device": settings.device, "precision": settings.precision}
+        if settings.threads:
+            options["threads"] = settings.threads
+        return options
+
+    def _state_model(self, state: ModelState) -> str:
+        """The state file's model when it still exists (else it is ignored, with a warning)."""
+        if state.model and not Path(state.model).is_file():
+            self.get_logger().warning(f"model state {self.state_path}: model {state.model} no longer exists; "
+                                      f"using the shipped model")
+            return ""
+        return state.model
+
+    def _resolve_model_alias(self, parameters: list[Parameter]) -> list[Parameter]:
+        """``model: previous`` -> the path of the model before the last swap (so the parameter holds a path)."""
+        out = []
+        for parameter in parameters:
+            if parameter.name == "model" and parameter.value == PREVIOUS and self.previous_model:
+                parameter = Parameter("model", value=self.previous_model)
+            out.append(parameter)
+        return out
+
+    def _on_set_parameters(self, parameters: list[Parameter]) -> SetParametersResult:
+        """Live parameters: new post-processing settings, or a new model loaded and checked beside the running
+        one, then swapped in; anything wrong refuses the whole set with the reason and changes nothing.
+        (Read-only parameters never get here: rclpy refuses them.)"""
+        values = {p.name: p.value for p in parameters}
+        config_changes = {k: v for k, v in values.items() if k in RecognizerConfig.names()}
+        try:
+            config = dataclasses.replace(self.recognizer.config, **config_changes)
+        except (TypeError, ValueError) as exc:
+            return SetParametersResult(successful=False, reason=str(exc))
+        loaded = None
+        if "model" in values:
+            path = str(values["model"] or default_bundle_path())
+            if values["model"] == PREVIOUS:
+                return SetParametersResult(successful=False, reason="model: no previous model to restore (no swap "
+                                                                    "recorded yet)")
+            if path != self.model_path:
+                began = time.perf_counter()
+                try:
+                    loaded = self._load_model(path)
+                except Exception as exc:  # BundleError, BackendError, ValueError: all refuse the bundle
+                    reason = f"model {path} refused, keeping {self.model_path}: {one_line(exc)}"
+                    self.get_logger().error(reason)
+                    return SetParametersResult(successful=False, reason=reason)
+                loaded = (*loaded, time.perf_counter() - began)
+        if loaded is not None:
+            try:
+                self._swap(path, *loaded)
+            except Exception as exc:  # e.g. the old model failing on the windows it still had: the node goes on
+                loaded[1].close()
+                self._internal_error("model_swap", f"model swap to {path} failed: {exc!r}")
+                return SetParametersResult(successful=False, reason=f"model {path}: swap failed ({one_line(exc)})")
+        self.recognizer.config = config
+        if config_changes:
+            self.get_logger().info("live parameters: " + ", ".join(f"{k}={v!r}" for k, v in config_changes.items()))
+        return SetParametersResult(successful=True)
+
+    def _load_model(self, path: str) -> tuple[Any, Any]:
+        """(bundle, backend) of a new model, checked against the running inputs; the running one is untouched."""
+        bundle = load_bundle(path)
+        self.recognizer.check_model(bundle)
+        backend = load_backend(bundle, self.params.node.backend_order(), **self._backend_options())
+        return bundle, backend
+
+    def _swap(self, path: str, bundle: Any, backend: Any, load_s: float) -> None:
+        """Between two inference calls (this runs in the executor, as the subscriptions do): windows already cut
+        go out with the old model, then the new one takes every track over."""
+        old_backend, old_path, old_labels = self.backend, self.model_path, len(self.recognizer.labels)
+        decisions = self.recognizer.swap_model(bundle, backend, self.now_s())
+        if decisions:
+            self._publish(decisions)
+        self.backend, self.model_path, self.previous_model = backend, path, old_path
+        old_backend.close()
+        try:
+            state = write_state(self.state_path, path, old_path, len(bundle.label_names))
+        except OSError as exc:  # the swap stands; only a restart would not keep it
+            self.get_logger().error(f"model state {self.state_path} not written ({exc}): a restart will not keep "
+                                    f"this model")
+            state = write_state(None, path, old_path, len(bundle.label_names))
+        self.model_swap = {"model_swap_time": state.changed, "model_swap_ros_time_s": self.now_s(),
+                           "model_swap_load_ms": load_s * 1e3, "model_swap_from": old_path,
+                           "model_swap_labels_before": old_labels}
+        self.diagnostics.model_changed(backend, self._model_values())
+        self.get_logger().info(f"model swapped: {old_path} -> {path} ({len(bundle.label_names)} actions, window "
+                               f"{bundle.config.window} frames at {bundle.config.fps:g} fps, loaded in "
+                               f"{load_s * 1e3:.0f} ms); state in {self.state_path or 'no file (model_state: none)'}")
+
+    def _model_values(self) -> dict[str, Any]:
+        bundle = self.recognizer.bundle
+        return {"model": self.model_path, "labels": len(bundle.label_names),
+                "head": "taught" if bundle.head is not None else "graph", **self.model_swap}
 
     # -- callbacks ----------------------------------------------------------------------------------------------
     def now_s(self) -> float:
@@ -194,8 +316,10 @@ class RecognizerNode(Node):
         except (BackendError, ValueError, RuntimeError) as exc:
             self._internal_error("inference", f"inference failed: {exc}")
             return
-        if not decisions:
-            return
+        if decisions:
+            self._publish(decisions)
+
+    def _publish(self, decisions: list[Decision]) -> None:
         self.actions_pub.publish(action_array(decisions, max(d.stamp for d in decisions)))
         for decision in decisions:
             self._latest[(decision.input, decision.track_id)] = decision

@@ -22,6 +22,7 @@ import difflib
 from dataclasses import dataclass
 from typing import Any
 
+from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.exceptions import NameValidationException
 from rclpy.expand_topic_name import expand_topic_name
 from rclpy.validate_full_topic_name import validate_full_topic_name
@@ -40,7 +41,8 @@ INPUT_DEFAULTS: dict[str, Any] = {"topic": "", "kind": "skeleton_array", "topolo
 class NodeSettings:
     """Everything but the recognizer's own settings."""
 
-    model: str = ""  # "" = the shipped models/default.hetskel
+    model: str = ""  # "" = the model state file's, else the shipped models/default.hetskel (live: swaps the model)
+    model_state: str = ""  # state file of live swaps ("" = $ROS_HOME/hetskel_ros/<node>.model.json; "none" = off)
     backends: tuple[str, ...] = DEFAULT_ORDER
     backend: str = ""  # overrides ``backends``: one name or a comma-separated order (a launch argument)
     device: str = "auto"
@@ -89,6 +91,10 @@ class RecognizerParameters:
     unknown: tuple[str, ...] = ()  # given but declared by nothing: with a suggestion where one is close
 
 
+# Parameters ``ros2 param set`` changes in a running node (RecognizerNode's on-set callback); every other one is
+# declared read-only, so that a set is refused instead of reporting success and changing nothing.
+LIVE_PARAMETERS = ("model", "threshold", "release_threshold", "smoothing", "top_k", "idle_motion", "restart_on_change")
+
 # Declared by rclpy itself, or rclpy's QoS overrides: never unknown.
 ROS_OWN_PARAMETERS = ("use_sim_time", "start_type_description_service")
 ROS_OWN_PREFIXES = ("qos_overrides.",)
@@ -107,8 +113,10 @@ def _declare(node: Any, name: str, default: Any, declared_names: set[str] | None
     declared = list(default) if isinstance(default, tuple) else default
     if declared_names is not None:
         declared_names.add(name)
+    descriptor = ParameterDescriptor(name=name, read_only=name not in LIVE_PARAMETERS,
+                                     description="" if name not in LIVE_PARAMETERS else "changes live")
     try:
-        value = node.declare_parameter(name, declared).value
+        value = node.declare_parameter(name, declared, descriptor).value
     except Exception as exc:  # rclpy's InvalidParameterTypeException and friends
         raise ValueError(f"parameter '{name}': {exc} (default {declared!r} shows the expected type)") from None
     if isinstance(default, tuple):

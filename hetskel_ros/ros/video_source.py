@@ -38,7 +38,7 @@ from rclpy.node import Node
 from sensor_msgs.msg import Image
 
 from hetskel_ros.ros.image_codec import bgr_to_image
-from hetskel_ros.ros.node_main import run_node
+from hetskel_ros.ros.node_main import read_only, run_node
 
 STAMP_MODES = ("file", "clock")
 
@@ -81,7 +81,8 @@ class VideoSourceConfig:
     @classmethod
     def declare(cls, node: Node) -> VideoSourceConfig:
         """Declare every field as a ROS parameter (defaults above) and read them back."""
-        values = {f.name: node.declare_parameter(f.name, getattr(cls, f.name)).value for f in dataclasses.fields(cls)}
+        values = {f.name: node.declare_parameter(f.name, getattr(cls, f.name), read_only()).value
+                  for f in dataclasses.fields(cls)}
         return cls(**values)
 
 

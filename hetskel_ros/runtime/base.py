@@ -3,6 +3,7 @@
 A backend takes the model's named inputs (``hetskel_ros.model.config.INPUT_NAMES``) as numpy arrays with a leading
 batch axis and returns ``(features, scores)`` as float32 numpy arrays. Batches larger than ``max_batch`` are split,
 so callers never need to know a backend's limit; a lock makes one backend safe to share between ROS executor threads.
+A bundle's taught head (hetskel_ros.model.head) is applied here, after the graph, the same way for every backend.
 """
 
 from __future__ import annotations
@@ -132,10 +133,14 @@ class Backend(ABC):
         batch = len(feeds["x3d"])
         with self._lock:
             if batch <= self.max_batch:
-                return self._run(feeds)
-            parts = [self._run({k: v[i:i + self.max_batch] for k, v in feeds.items()})
-                     for i in range(0, batch, self.max_batch)]
-        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+                features, scores = self._run(feeds)
+            else:
+                parts = [self._run({k: v[i:i + self.max_batch] for k, v in feeds.items()})
+                         for i in range(0, batch, self.max_batch)]
+                features, scores = np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+        if self.bundle.head is not None:  # a taught head sits outside the graph (and any engine built from it)
+            scores = self.bundle.head.probabilities(features)
+        return features, scores
 
     @abstractmethod
     def _run(self, feeds: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:

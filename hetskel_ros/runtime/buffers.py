@@ -77,5 +77,12 @@ class TrackBuffer:
         live = slice(self._start, self._end)
         return interpolate_frames(self._stamps[live], self._frames[live], self._masks[live], times)
 
+    def resized(self, capacity: int) -> TrackBuffer:
+        """A buffer of ``capacity`` holding this one's newest frames (a model swap re-cuts for its window span)."""
+        other = TrackBuffer(capacity, self._frames.shape[1], self._frames.shape[2])
+        for i in range(max(self._start, self._end - capacity), self._end):
+            other.push(float(self._stamps[i]), self._frames[i], self._masks[i])
+        return other
+
     def clear(self) -> None:
         self._start = self._end = 0

@@ -4,6 +4,8 @@ A serialised TensorRT engine only runs with the TensorRT version that built it, 
 and embodies one graph, precision and batch range. The key holds exactly those; an entry is an engine file plus a
 JSON sidecar with the key and the engine's sha256, written sidecar-last so an interrupted write is a miss, never a
 corrupt hit. Pure Python (no TensorRT, no GPU): the rules are tested anywhere.
+A taught head (hetskel_ros.model.head, ``hetskel-teach``) is applied after the engine, on its features output, and
+leaves the graph unchanged: a bundle that differs only in its head has the same key and never rebuilds an engine.
 """
 
 from __future__ import annotations

@@ -81,7 +81,8 @@ def next_label(state: LabelState, smoothed: np.ndarray, labels: list[str], stamp
                          and not rejected) else ""
     current = state.action
     release = min(settings.release_threshold, settings.threshold)
-    keep = bool(current) and not still and not rejected and (candidate == current or (
+    known = current in labels  # not after a model swap to a vocabulary without it: the action ends here
+    keep = bool(current) and known and not still and not rejected and (candidate == current or (
         not candidate and float(smoothed[labels.index(current)]) >= release))
     ended = ""
     if current and not keep:

@@ -47,7 +47,7 @@ from dataclasses import dataclass, field, fields
 import numpy as np
 
 from hetskel_ros.model.bundle import Bundle
-from hetskel_ros.model.calibration import read_calibration
+from hetskel_ros.model.calibration import bundle_calibration
 from hetskel_ros.model.features import empty_row, fill_slot
 from hetskel_ros.runtime.association import AssociationRule, Candidate, associate
 from hetskel_ros.runtime.buffers import TrackBuffer
@@ -65,7 +65,7 @@ DROP_REASONS = ("malformed", "out_of_range", "stale_stamp", "future_stamp", "dup
 # Events that are not drops: counted for diagnostics and tests.
 EVENTS = ("track_reset_backwards", "track_reset_gap", "track_reset_topology", "track_reset_frame",
           "reset_input_time_jump", "reset_all_clock_back", "tracks_freed", "windows", "windows_fused",
-          "windows_dropped", "windows_non_finite", "batches", "windows_at_track_end", "downsampled")
+          "windows_dropped", "windows_non_finite", "batches", "windows_at_track_end", "downsampled", "model_swaps")
 STAMP_TOLERANCE_S = 1e-6  # a frame this close to a due time counts as on it (stamps are float seconds)
 GOLDEN = (math.sqrt(5.0) - 1.0) / 2.0  # stagger fractions k * GOLDEN mod 1 spread any number of tracks evenly
 
@@ -209,25 +209,11 @@ class Recognizer:
         names = [spec.name for spec in inputs]
         if len(set(names)) != len(names) or not all(names) or FUSED in names:
             raise ValueError(f"input names must be unique, non-empty and not '{FUSED}', got {names}")
-        self.bundle = bundle
-        self.backend = backend
         self.config = config or RecognizerConfig()
         self.association = association or AssociationRule()
         self.inputs = {spec.name: spec for spec in inputs}
         self.skeleton = load_unified()
-        if list(self.skeleton.names) != list(bundle.unified_joints):
-            raise ValueError(f"bundle {bundle.path} was trained on unified joints {bundle.unified_joints}, "
-                             f"but config/unified.yaml lists {list(self.skeleton.names)}")
-        cfg = bundle.config
-        self.window, self.fps = int(cfg.window), float(cfg.fps)
-        self.span = (self.window - 1) / self.fps
-        self.stretch_short_tracks = bundle.config.short_tracks == "stretch"
-        self.labels = list(bundle.label_names)
-        self.calibration = read_calibration(bundle.path)  # idle class and open-set rejection, when the bundle has one
-        if self.calibration is not None and self.calibration.labels != self.labels:
-            raise ValueError(f"bundle {bundle.path}: its calibration was fitted for labels "
-                             f"{self.calibration.labels}, not the head's {self.labels}")
-        self.normalization = Normalization.from_dict(bundle.normalization, self.skeleton)
+        self._set_model(bundle, backend, self._model_parts(bundle))
         self.groups = self._groups(inputs)
         self.counters = {name: InputCounters() for name in self.inputs}
         self.events: Counter = Counter()
@@ -241,8 +227,63 @@ class Recognizer:
         self._pending: deque[_Pending] = deque()
         self._last_now: float | None = None
         self._topologies: dict[str, tuple[int, str, Limits | None]] = {}
+
+    # -- the model ----------------------------------------------------------------------------------------------
+    def _model_parts(self, bundle: Bundle) -> tuple[object, Normalization]:
+        """(calibration, normalisation) of a bundle, checked against this recognizer; ValueError says what is
+        wrong (the node refuses such a bundle and keeps its model)."""
+        if list(self.skeleton.names) != list(bundle.unified_joints):
+            raise ValueError(f"bundle {bundle.path} was trained on unified joints {bundle.unified_joints}, "
+                             f"but config/unified.yaml lists {list(self.skeleton.names)}")
+        calibration = bundle_calibration(bundle)  # idle class and open-set rejection, when the bundle has one
+        if calibration is not None and calibration.labels != list(bundle.label_names):
+            raise ValueError(f"bundle {bundle.path}: its calibration was fitted for labels "
+                             f"{calibration.labels}, not the head's {list(bundle.label_names)}")
+        if not bundle.label_names:
+            raise ValueError(f"bundle {bundle.path} has no labels")
+        return calibration, Normalization.from_dict(bundle.normalization, self.skeleton)
+
+    def _set_model(self, bundle: Bundle, backend, parts: tuple[object, Normalization]) -> None:
+        self.bundle = bundle
+        self.backend = backend
+        cfg = bundle.config
+        self.window, self.fps = int(cfg.window), float(cfg.fps)
+        self.span = (self.window - 1) / self.fps
+        self.stretch_short_tracks = cfg.short_tracks == "stretch"
+        self.labels = list(bundle.label_names)
+        self.calibration, self.normalization = parts
         self._prompts: dict[tuple[str, int, str], int] = {}
         self.prompt_fallbacks: dict[tuple[str, str], str] = {}  # (input, topology) -> topology whose prompts it uses
+
+    def check_model(self, bundle: Bundle) -> None:
+        """Raise ValueError when ``bundle`` cannot replace the running model (see ``swap_model``)."""
+        self._model_parts(bundle)
+
+    def swap_model(self, bundle: Bundle, backend, now: float) -> list[Decision]:
+        """Replace the model between two inference calls, keeping every track.
+
+        Windows already cut are classified first, by the old model (returned, to be published). Then per track the
+        buffer is re-cut for the new window span and frame rate (its newest frames kept), its prompt row looked up
+        in the new model, and its smoothing state remapped by label name: a label both models know keeps its
+        smoothed score, a new one starts at 0 (no renormalisation: a removed label's share just goes). An action
+        going on that the new vocabulary lacks ends with the person's next window (``ended``)."""
+        parts = self._model_parts(bundle)
+        decisions = self.step(now) if self._pending else []
+        old_labels = self.labels
+        self._set_model(bundle, backend, parts)
+        index = {name: i for i, name in enumerate(old_labels)}
+        for key, smoothed in self._smoothed.items():
+            self._smoothed[key] = np.array([smoothed[index[n]] if n in index else 0.0 for n in self.labels])
+        for track in self._tracks.values():
+            track.prompt = self.prompt_index(track.topology, track.dims, track.input)
+            track.buffer = track.buffer.resized(self.buffer_capacity(track.input))
+            if self.inputs[track.input].downsample:
+                track.frame_due = self._frame_after(track, track.last_stamp)
+            if not track.windows:  # the first window waits for min_window_fill of the new span
+                phase = ((track.track_id * GOLDEN) % 1.0) * self.config.window_stride_s if self.config.stagger else 0.0
+                track.next_due = track.first_stamp + self.config.min_window_fill * self.span + phase
+        self.events["model_swaps"] += 1
+        return decisions
 
     # -- configuration ------------------------------------------------------------------------------------------
     def _groups(self, inputs: Sequence[InputSpec]) -> dict[str, _Group]:

@@ -418,5 +418,21 @@ def _decodable(messages: list[BagMessage], typestore: Any) -> list[tuple[BagMess
         try:
             out.append((message, typestore.deserialize_cdr(message.data, message.msgtype)))
         except Exception:  # random bytes: SerdeError, struct or index errors, unknown types...
-            continue
+            decoded = _rclpy_decoded(message)
+            if decoded is not None:
+                out.append((message, decoded))
     return out
+
+
+def _rclpy_decoded(message: BagMessage) -> Any | None:
+    """The message as rclpy reads it, or None. rosbags refuses some CDR that rclpy writes and reads: Fast-CDR pads
+    an empty sequence of 8-byte numbers (a JointState without velocity or effort, as recorded by teach_recorder from
+    a robot), and rosbags then counts the bytes as a size mismatch."""
+    try:
+        from rclpy.serialization import deserialize_message
+
+        from hetskel_ros.ros.msg_dict import message_class
+
+        return deserialize_message(message.data, message_class(message.msgtype))
+    except Exception:  # really damaged bytes, or a type this Python cannot import
+        return None

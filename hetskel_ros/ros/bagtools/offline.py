@@ -73,7 +73,7 @@ class ParameterFile:
     def given_parameters(self) -> set[str]:
         return set(self.values)
 
-    def declare_parameter(self, name: str, default: Any) -> Any:
+    def declare_parameter(self, name: str, default: Any, descriptor: Any = None) -> Any:
         value = self.values.get(name, default)
         if not _same_type(value, default):
             raise ValueError(f"parameter '{name}' = {value!r} has type {type(value).__name__}, expected "

@@ -31,7 +31,7 @@ from rosgraph_msgs.msg import Clock
 
 from hetskel_ros.ros.bagtools.bag_io import NS_PER_S, BagContents, BagError, read_bag
 from hetskel_ros.ros.msg_dict import message_class
-from hetskel_ros.ros.node_main import run_node
+from hetskel_ros.ros.node_main import read_only, run_node
 
 ANY = "any"  # wait_for_subscribers entry: until some played topic has a subscriber (a node started beside the player)
 CLOCK_SETTLE_S = 0.2  # after the first /clock, so sim-time nodes have the bag's time before the first message
@@ -65,18 +65,18 @@ class BagPlayer(Node):
         self._stop = threading.Event()  # first: destroy_node runs on a node whose start-up failed, too
         self._thread: threading.Thread | None = None
         super().__init__(node_name, **kwargs)
-        self.bag_path = self.declare_parameter("bag", "").value
-        self.rate = float(self.declare_parameter("rate", 1.0).value)
-        self.loop = bool(self.declare_parameter("loop", False).value)
-        topics = list(self.declare_parameter("topics", [""]).value)
-        remap = list(self.declare_parameter("remap", [""]).value)
-        self.clock = bool(self.declare_parameter("clock", True).value)
-        self.clock_period_s = float(self.declare_parameter("clock_period_s", 0.05).value)
-        self.wait_for = [t for t in self.declare_parameter("wait_for_subscribers", [ANY]).value if t]
-        self.wait_timeout_s = float(self.declare_parameter("wait_timeout_s", 30.0).value)
-        self.start_delay_s = float(self.declare_parameter("start_delay_s", 0.0).value)
-        self.exit_when_done = bool(self.declare_parameter("exit_when_done", True).value)
-        autostart = bool(self.declare_parameter("autostart", True).value)
+        self.bag_path = self.declare_parameter("bag", "", read_only()).value
+        self.rate = float(self.declare_parameter("rate", 1.0, read_only()).value)
+        self.loop = bool(self.declare_parameter("loop", False, read_only()).value)
+        topics = list(self.declare_parameter("topics", [""], read_only()).value)
+        remap = list(self.declare_parameter("remap", [""], read_only()).value)
+        self.clock = bool(self.declare_parameter("clock", True, read_only()).value)
+        self.clock_period_s = float(self.declare_parameter("clock_period_s", 0.05, read_only()).value)
+        self.wait_for = [t for t in self.declare_parameter("wait_for_subscribers", [ANY], read_only()).value if t]
+        self.wait_timeout_s = float(self.declare_parameter("wait_timeout_s", 30.0, read_only()).value)
+        self.start_delay_s = float(self.declare_parameter("start_delay_s", 0.0, read_only()).value)
+        self.exit_when_done = bool(self.declare_parameter("exit_when_done", True, read_only()).value)
+        autostart = bool(self.declare_parameter("autostart", True, read_only()).value)
         if self.rate <= 0:
             raise ValueError(f"parameter 'rate' must be > 0, got {self.rate}")
         if contents is None:
