@@ -48,6 +48,7 @@ HELD_OUT_STYLE = "youthful"  # training/configs/datasets.yaml: the mocap style h
 GAP_S = 3.0  # stamps between clips: more than track_timeout_s, so each clip is a new track
 FIRST_STAMP_S = 1000.0
 DRAIN_S = 3.0  # wall seconds to wait for the last windows
+DRAIN_TIMEOUT_S = 20.0  # ... and at most this long for the node's diagnostics to count every message sent
 
 
 @dataclass
@@ -336,7 +337,20 @@ class LiveRun:
             if self.tf_pub is not None:  # odometry after the joint state: the input waits for it
                 self.tf_pub.publish(tf_message(odom, base, sample))
         time.sleep(DRAIN_S)
+        self.wait_counted(len(samples))
         return late
+
+    def wait_counted(self, sent: int) -> None:
+        """Until the node's diagnostics count every message sent (a loaded machine delays both the node and its
+        1 Hz diagnostics past DRAIN_S), or DRAIN_TIMEOUT_S: what is lost then shows in the counts."""
+        deadline = time.monotonic() + DRAIN_TIMEOUT_S
+        while time.monotonic() < deadline:
+            with self._lock:
+                counted = int(self.diagnostics.get("messages", "0") or 0)
+            if counted >= sent:
+                time.sleep(0.5)  # the windows those last messages completed
+                return
+            time.sleep(0.1)
 
     def tail(self, lines: int = 15) -> str:
         if not self.log_path.is_file():
