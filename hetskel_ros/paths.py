@@ -30,6 +30,15 @@ def share_dir() -> Path:
         ) from exc
 
 
+def relative(path: str | Path) -> str:
+    """A path as results and provenance record it: relative to the repository (../shared/data/... for the shared
+    data sets), never a machine's absolute path; just the file name where no relative path exists."""
+    try:
+        return os.path.relpath(Path(path).resolve(), share_dir().resolve())
+    except ValueError:
+        return Path(path).name
+
+
 CONFIG_PATH_ENV = "HETSKEL_CONFIG_PATH"
 CONFIG_DIR_ENV = "HETSKEL_CONFIG_DIR"  # one more layer (it replaced the whole config once)
 

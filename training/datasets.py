@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from hetskel_ros.paths import share_dir
+from hetskel_ros.paths import relative, share_dir
 from hetskel_ros.topology.errors import TopologyError
 from hetskel_ros.topology.sequences import SequenceSet, load_sequences
 
@@ -109,14 +109,6 @@ def load_dataset(name: str, *, root: Path | None = None, sample: bool = False) -
     data = load_sequences(path)
     train, test = split(data, spec.protocol, path)
     return LoadedDataset(spec, data, path, path != full, train, test)
-
-
-def relative(path: Path) -> str:
-    """A path as results record it: relative to the repository where it lies below the repository's parent."""
-    try:
-        return os.path.relpath(Path(path).resolve(), share_dir().resolve())
-    except ValueError:
-        return Path(path).name
 
 
 def select_sample(loaded: LoadedDataset, per_label: int) -> list[int]:

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from hetskel_ros.paths import share_dir
+from hetskel_ros.paths import relative, share_dir
 from hetskel_ros.ros.bagtools.evaluate import evaluate_bag
 from hetskel_ros.ros.bagtools.make import Selection, make_bag
 from hetskel_ros.ros.bagtools.report import _jsonable
@@ -44,11 +43,6 @@ SETTINGS = {
 TARGETS = {"frame_accuracy": ">= 0.75 and >= idle_baseline + 0.20", "precision": ">= 0.70 per action",
            "false_on_idle_per_person_minute": "<= 1", "segment_map@0.5": ">= 0.75", "onset_median_s": "<= 0.6",
            "labelled_segments": "all of >= 0.5 s", "unknown_rejection": ">= 0.80"}
-
-
-def relative(path: Path) -> str:
-    """A path as the repository sees it (../shared/data/... for the shared data sets)."""
-    return os.path.relpath(Path(path).resolve(), share_dir().resolve())
 
 
 def main(argv: list[str] | None = None) -> int:

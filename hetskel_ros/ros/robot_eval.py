@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from hetskel_ros.paths import share_dir
+from hetskel_ros.paths import relative, share_dir
 from hetskel_ros.ros.retarget import TRAVEL, Retargeter, RobotMotion
 from hetskel_ros.topology import load_robot, load_topology
 from hetskel_ros.topology.sequences import SequenceSet, default_mocap_path, load_sequences, select_sample
@@ -78,13 +78,6 @@ class Votes:
         for label, score in votes:
             sums[label] += score
         return max(counts, key=lambda label: (counts[label], sums[label]))
-
-
-def relative(path: Path | str) -> str:
-    try:
-        return os.path.relpath(Path(path).resolve(), share_dir().resolve())
-    except ValueError:
-        return Path(path).name
 
 
 def clip_for(clips: list[Clip], stamp: float) -> int | None:

@@ -29,6 +29,7 @@ from typing import Any
 from hetskel_ros.model.bundle import BundleError, load_bundle, save_bundle
 from hetskel_ros.model.features import FeatureExtractor
 from hetskel_ros.model.fewshot import HEADS
+from hetskel_ros.paths import relative
 from hetskel_ros.ros.adapters import adapter_class
 from hetskel_ros.ros.bagtools.bag_io import NS_PER_S, BagError, bag_metadata, read_bag
 from hetskel_ros.ros.bagtools.offline import load_parameters
@@ -197,13 +198,6 @@ def mark_rows(marks: list[Any], start_s: float, tracks: list[int]) -> list[Label
     return rows
 
 
-def _relative(path: Path) -> str:
-    try:
-        return str(path.resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
-        return str(path)
-
-
 def run(args: argparse.Namespace) -> int:
     began = time.monotonic()
     if not Path(args.recording).exists():
@@ -217,8 +211,8 @@ def run(args: argparse.Namespace) -> int:
                                                  stride_s=parameters.recognizer.window_stride_s,
                                                  min_fill=parameters.recognizer.min_window_fill)
         recording = Path(args.recording)
-        provenance: dict[str, Any] = {"recording": _relative(recording), "recording_sha256": path_sha256(recording),
-                                      "mode": args.mode, "base_model": _relative(base_path),
+        provenance: dict[str, Any] = {"recording": relative(recording), "recording_sha256": path_sha256(recording),
+                                      "mode": args.mode, "base_model": relative(base_path),
                                       "base_model_sha256": path_sha256(base_path)}
         unusable: list[str] = []
         if recording.suffix == ".npz":
@@ -230,7 +224,7 @@ def run(args: argparse.Namespace) -> int:
             tracks, start_s, marks, drops, topic = read_recording(recording, args.config, args.input)
             if args.labels:
                 rows = read_label_csv(args.labels)
-                provenance.update({"labels": _relative(Path(args.labels)),
+                provenance.update({"labels": relative(Path(args.labels)),
                                    "labels_sha256": path_sha256(args.labels)})
             else:
                 rows = mark_rows(marks, start_s, sorted(tracks))

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from hetskel_ros.model.bundle import load_bundle, save_bundle
-from hetskel_ros.paths import share_dir
+from hetskel_ros.paths import relative, share_dir
 from hetskel_ros.runtime.features import open_extractor
 from hetskel_ros.runtime.samples import default_bundle_path
 from hetskel_ros.runtime.teach import sequence_examples, taught_bundle, teach
@@ -30,10 +30,6 @@ from hetskel_ros.topology.sequences import MOCAP_FILE, load_sequences
 
 STYLES = ("active", "feminine", "masculine")
 TARGET_S = 60.0
-
-
-def relative(path: Path) -> str:
-    return os.path.relpath(Path(path).resolve(), share_dir().resolve())
 
 
 def main(argv: list[str] | None = None) -> int:
