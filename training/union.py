@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from hetskel_ros.model.features import WindowFeatures
+from hetskel_ros.model.head import softmax
 
 from . import metrics
 from .actions import Vocabulary
@@ -24,12 +25,6 @@ from .train import TrainConfig, pretrain
 
 NODE_SMOOTHING = 0.5  # runtime.recognizer.RecognizerConfig defaults
 NODE_THRESHOLD = 0.5
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    z = logits - logits.max(axis=-1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=-1, keepdims=True)
 
 
 def node_label(scores: np.ndarray, smoothing: float = NODE_SMOOTHING) -> np.ndarray:

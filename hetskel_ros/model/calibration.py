@@ -28,6 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
+from hetskel_ros.model.head import unit
+
 CALIBRATION_PART = "calibration.json"
 IDLE = "idle"
 UNKNOWN = "unknown"
@@ -55,11 +57,6 @@ class ClassStats:
         return cls(int(data["count"]), np.asarray(data["mean"], np.float64), np.asarray(data["var"], np.float64))
 
 
-def _unit(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, np.float64)
-    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
-
-
 @dataclass
 class Calibration:
     labels: list[str]  # the head's labels, in order (prototypes of the known actions)
@@ -71,7 +68,7 @@ class Calibration:
     def __post_init__(self) -> None:
         names = [n for n in self.labels if n in self.stats] + ([IDLE] if IDLE in self.stats else [])
         self._names = names
-        self._prototypes = _unit(np.stack([self.stats[n].mean for n in names]))
+        self._prototypes = unit(np.stack([self.stats[n].mean for n in names]))
 
     @property
     def has_idle(self) -> bool:
@@ -79,7 +76,7 @@ class Calibration:
 
     def distances(self, features: np.ndarray) -> tuple[list[str], np.ndarray]:
         """(prototype names, (N, P) cosine distances of each feature to each prototype)."""
-        return self._names, 1.0 - _unit(features) @ self._prototypes.T
+        return self._names, 1.0 - unit(features) @ self._prototypes.T
 
     def judge(self, features: np.ndarray) -> list[str]:
         """Per feature row: IDLE (nearest to the idle prototype), UNKNOWN (too far from every action), or ""
