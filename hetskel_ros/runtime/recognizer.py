@@ -280,8 +280,7 @@ class Recognizer:
             if self.inputs[track.input].downsample:
                 track.frame_due = self._frame_after(track, track.last_stamp)
             if not track.windows:  # the first window waits for min_window_fill of the new span
-                phase = ((track.track_id * GOLDEN) % 1.0) * self.config.window_stride_s if self.config.stagger else 0.0
-                track.next_due = track.first_stamp + self.config.min_window_fill * self.span + phase
+                track.next_due = self._first_due(track.track_id, track.first_stamp)
         self.events["model_swaps"] += 1
         return decisions
 
@@ -537,10 +536,13 @@ class Recognizer:
         """Frames a track of this input can hold: the window span plus interpolation margin at twice the rate."""
         return math.ceil((self.span + 2.0 / self.fps) * 2.0 * self._expected_rate(input_name)) + 4
 
+    def _first_due(self, track_id: int, first_stamp: float) -> float:
+        """When a track's first window is due: ``min_window_fill`` of a span after it began, plus its stagger."""
+        phase = ((track_id * GOLDEN) % 1.0) * self.config.window_stride_s if self.config.stagger else 0.0
+        return first_stamp + self.config.min_window_fill * self.span + phase
+
     def _new_track(self, input_name: str, obs: Observation, now: float, up: str) -> _Track:
-        stride = self.config.window_stride_s
-        phase = ((obs.track_id * GOLDEN) % 1.0) * stride if self.config.stagger else 0.0
-        first_due = obs.stamp + self.config.min_window_fill * self.span + phase
+        first_due = self._first_due(obs.track_id, obs.stamp)
         return _Track(
             input=input_name, track_id=int(obs.track_id), topology=obs.topology, dims=obs.dims, up=up,
             frame_id=obs.frame_id, prompt=self.prompt_index(obs.topology, obs.dims, input_name),
