@@ -48,6 +48,7 @@ from hetskel_ros.runtime.teach import (
     taught_bundle,
     teach,
 )
+from hetskel_ros.topology import observation_topology
 from hetskel_ros.topology.sequences import load_sequences
 
 MARK_TYPE = "hetskel_msgs/msg/Mark"
@@ -126,26 +127,21 @@ def _bag_transforms(contents: Any) -> Any:
     """Every /tf and /tf_static transform of the bag in one buffer: a robot's base motion, for its JointState."""
     from rclpy.serialization import deserialize_message
 
-    from hetskel_ros.ros.adapters.transforms import TransformBuffer
+    from hetskel_ros.ros.adapters.transforms import TransformBuffer, add_tf_message
 
     buffer = TransformBuffer(cache_s=1e9)
     for message in contents.messages:
-        if message.topic not in ("/tf", "/tf_static"):
-            continue
-        for transform in deserialize_message(message.data, message_class(message.msgtype)).transforms:
-            t, r = transform.transform.translation, transform.transform.rotation
-            try:
-                buffer.add(transform.header.frame_id, transform.child_frame_id, _stamp(transform.header),
-                           (t.x, t.y, t.z), (r.x, r.y, r.z, r.w), static=message.topic == "/tf_static")
-            except ValueError:  # a malformed transform: the JointState it was for is dropped, counted there
-                continue
+        # a malformed transform is refused: the JointState it was for is dropped, and counted there
+        if message.topic in ("/tf", "/tf_static"):
+            add_tf_message(buffer, deserialize_message(message.data, message_class(message.msgtype)),
+                           static=message.topic == "/tf_static")
     return buffer
 
 
 def _add(tracks: dict[int, Track], obs: Any, drops: Counter) -> None:
     track = tracks.get(int(obs.track_id))
     if track is None:
-        up = obs.up or _topology_up(obs.topology)
+        up = obs.up or observation_topology(obs.topology).up
         tracks[int(obs.track_id)] = Track(obs.topology, obs.dims, up, [obs.stamp], [obs.positions], [obs.mask])
         return
     if obs.topology != track.topology or obs.dims != track.dims:
@@ -156,15 +152,6 @@ def _add(tracks: dict[int, Track], obs: Any, drops: Counter) -> None:
         track.stamps.append(obs.stamp)
         track.positions.append(obs.positions)
         track.mask.append(obs.mask)
-
-
-def _topology_up(name: str) -> str:
-    from hetskel_ros.topology import TopologyError, load_robot, load_topology
-
-    try:
-        return load_topology(name).up
-    except TopologyError:
-        return load_robot(name.removeprefix("robot_")).as_topology().up
 
 
 def mark_rows(marks: list[Any], start_s: float, tracks: list[int]) -> list[LabelRow]:

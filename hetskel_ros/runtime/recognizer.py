@@ -53,7 +53,7 @@ from hetskel_ros.runtime.association import AssociationRule, Candidate, associat
 from hetskel_ros.runtime.buffers import TrackBuffer
 from hetskel_ros.runtime.labelling import IDLE, UNKNOWN, LabelState, next_label, window_motion  # noqa: F401 (re-exported)
 from hetskel_ros.runtime.observation import Observation
-from hetskel_ros.topology import TopologyError, load_robot, load_topology, load_unified
+from hetskel_ros.topology import TopologyError, load_unified, observation_topology
 from hetskel_ros.topology.limits import Limits
 from hetskel_ros.topology.normalize import Normalization
 from hetskel_ros.topology.window import next_due, track_window_times
@@ -307,10 +307,7 @@ class Recognizer:
         """(dims, up, limits) of a topology file or a robot mapping ("robot_<name>")."""
         info = self._topologies.get(name)
         if info is None:
-            try:
-                topology = load_topology(name)
-            except TopologyError:
-                topology = load_robot(name.removeprefix("robot_")).as_topology()
+            topology = observation_topology(name)
             info = (topology.dims, topology.up, topology.limits)
             self._topologies[name] = info
         return info

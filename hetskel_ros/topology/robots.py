@@ -127,6 +127,15 @@ def load_robot(name_or_path: str | Path) -> RobotMapping:
     return _load_cached(path, path.stat().st_mtime, tuple(load_vocabulary()))
 
 
+def observation_topology(name: str) -> Topology:
+    """The topology an observation names: a topology file, or a robot mapping's (``robot_<name>``, what the
+    joint_state adapter gives its people)."""
+    try:
+        return load_topology(name)
+    except TopologyError:
+        return load_robot(name.removeprefix("robot_")).as_topology()
+
+
 @lru_cache(maxsize=16)
 def _load_cached(path: Path, _mtime: float, vocabulary: tuple[str, ...]) -> RobotMapping:
     fields = Fields(read_mapping(path), path)

@@ -169,6 +169,20 @@ def _stamp(header: Any) -> float:
     return header.stamp.sec + header.stamp.nanosec * 1e-9
 
 
+def add_tf_message(buffer: TransformBuffer, msg: Any, static: bool) -> list[str]:
+    """Every transform of a tf2_msgs/TFMessage into ``buffer`` (a live /tf message, or one read from a bag); the
+    reasons of those it refused as malformed."""
+    refused = []
+    for transform in msg.transforms:
+        t, r = transform.transform.translation, transform.transform.rotation
+        try:
+            buffer.add(transform.header.frame_id, transform.child_frame_id, _stamp(transform.header),
+                       (t.x, t.y, t.z), (r.x, r.y, r.z, r.w), static=static)
+        except ValueError as exc:
+            refused.append(str(exc))
+    return refused
+
+
 class TfListener:
     """/tf and /tf_static -> a :class:`TransformBuffer`, on an rclpy node (the QoS tf2's listener uses).
 
@@ -195,14 +209,10 @@ class TfListener:
 
     def _on_tf(self, msg: Any, static: bool) -> None:
         self.received += 1
-        for transform in msg.transforms:
-            t, r = transform.transform.translation, transform.transform.rotation
-            try:
-                self.buffer.add(transform.header.frame_id, transform.child_frame_id, _stamp(transform.header),
-                                (t.x, t.y, t.z), (r.x, r.y, r.z, r.w), static=static)
-            except ValueError as exc:
-                self.rejected += 1
-                self.rejected_detail = str(exc)
+        refused = add_tf_message(self.buffer, msg, static)
+        if refused:
+            self.rejected += len(refused)
+            self.rejected_detail = refused[-1]
         if self.on_update is not None:
             self.on_update()
 
