@@ -33,6 +33,7 @@ from hetskel_ros.model.head import LinearHead, softmax, unit
 
 HEADS = ("centroid", "logistic")
 TEMPERATURES = (2.0, 4.0, 8.0, 12.0, 16.0, 24.0, 32.0, 48.0, 64.0)
+DEFAULT_TEMPERATURE = 16.0  # the centroid head's scale before cross-validation chooses one of TEMPERATURES
 LOGISTIC_C = 10.0
 SYNTHETIC_PER_CLASS = 50  # samples standing in for a class known only by its statistics
 MIN_EXAMPLES = 2  # a label needs this many examples to be cross-validated at all
@@ -57,6 +58,7 @@ class CrossValidation:
     confusion: np.ndarray  # (L, L) examples: rows = truth, columns = predicted, over ``labels``
     labels: list[str]
     log_likelihood: float = math.nan  # mean log-probability of the true class, per window
+    temperature: float = DEFAULT_TEMPERATURE  # centroid: the scale the cross-validated likelihood chose
 
     def table(self) -> str:
         """The confusion as a text table (rows: truth; columns: predicted, numbered as the rows)."""
@@ -112,7 +114,7 @@ def _logistic(examples: Sequence[Example], labels: list[str], base: Mapping[str,
 
 
 def fit_head(kind: str, examples: Sequence[Example], labels: list[str], base: Mapping[str, ClassStats],
-             temperature: float = 16.0) -> LinearHead:
+             temperature: float = DEFAULT_TEMPERATURE) -> LinearHead:
     """A head of ``kind`` over ``labels`` from ``examples`` (and ``base`` statistics for labels without any)."""
     if kind == "centroid":
         prototypes = _prototypes(examples, labels, base)
@@ -153,7 +155,7 @@ def cross_validate(kind: str, examples: Sequence[Example], labels: list[str], ba
             if prototypes is not None:
                 cosines = unit(held.features) @ prototypes.T
                 held_logits.append((cosines, truth))
-                probabilities = softmax(16.0 * cosines)
+                probabilities = softmax(DEFAULT_TEMPERATURE * cosines)
             else:
                 probabilities = head.probabilities(held.features)
                 held_logits.append((np.log(np.maximum(probabilities, 1e-12)), truth))
@@ -163,8 +165,7 @@ def cross_validate(kind: str, examples: Sequence[Example], labels: list[str], ba
     result = CrossValidation(kind, float(np.trace(confusion) / max(confusion.sum(), 1)),
                              window_hits / max(windows, 1), confusion, list(labels))
     if kind == "centroid":
-        result.log_likelihood, temperature = max((_log_likelihood(held_logits, s), s) for s in TEMPERATURES)
-        result.temperature = temperature  # type: ignore[attr-defined]
+        result.log_likelihood, result.temperature = max((_log_likelihood(held_logits, s), s) for s in TEMPERATURES)
     else:
         result.log_likelihood = _log_likelihood(held_logits, 1.0, normalised=True)
     return result
@@ -229,7 +230,7 @@ def teach_head(examples: Sequence[Example], labels: list[str], base: Calibration
                          f"calibration.json for them: run python -m training.calibrate, or use --replace)")
     results = {kind: cross_validate(kind, examples, labels, stats) for kind in kinds}
     best = max(results.values(), key=lambda r: (round(r.window_accuracy, 6), r.kind == "centroid", r.accuracy))
-    head = fit_head(best.kind, examples, labels, stats, getattr(best, "temperature", 16.0))
+    head = fit_head(best.kind, examples, labels, stats, best.temperature)
     head.info.update({"cv_accuracy": {k: r.accuracy for k, r in results.items()},
                       "cv_window_accuracy": {k: r.window_accuracy for k, r in results.items()},
                       "examples": len(examples)})
