@@ -26,7 +26,7 @@ from hetskel_ros.paths import relative, share_dir
 from hetskel_ros.runtime.features import open_extractor
 from hetskel_ros.runtime.samples import default_bundle_path
 from hetskel_ros.runtime.teach import sequence_examples, taught_bundle, teach
-from hetskel_ros.topology.sequences import MOCAP_FILE, load_sequences
+from hetskel_ros.topology.sequences import full_mocap_path, load_sequences
 
 STYLES = ("active", "feminine", "masculine")
 TARGET_S = 60.0
@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=share_dir() / "bench" / "results" / "teach_time.json")
     args = p.parse_args(sys.argv[1:] if argv is None else argv)
-    source = share_dir().parent / "shared" / "data" / "bandai-namco-motion" / MOCAP_FILE
+    source = full_mocap_path()
     out: dict = {"name": "teach_time", "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                  "command": " ".join(["python -m hetskel_ros.runtime.bench_teach",
                                       *(sys.argv[1:] if argv is None else argv)]),
