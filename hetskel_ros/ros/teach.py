@@ -34,6 +34,7 @@ from hetskel_ros.ros.adapters import adapter_class
 from hetskel_ros.ros.bagtools.bag_io import NS_PER_S, BagError, bag_metadata, read_bag
 from hetskel_ros.ros.bagtools.offline import load_parameters
 from hetskel_ros.ros.msg_dict import message_class
+from hetskel_ros.ros.teach_recorder import MARK_TYPE
 from hetskel_ros.runtime.backends import load_backend
 from hetskel_ros.runtime.samples import default_bundle_path
 from hetskel_ros.runtime.teach import (
@@ -50,8 +51,6 @@ from hetskel_ros.runtime.teach import (
 )
 from hetskel_ros.topology import observation_topology
 from hetskel_ros.topology.sequences import load_sequences
-
-MARK_TYPE = "hetskel_msgs/msg/Mark"
 
 
 def _stamp(header: Any) -> float:
