@@ -23,7 +23,6 @@ toward that bearing. Each person (source, track_id) is greeted at most once per 
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -37,7 +36,7 @@ from std_msgs.msg import String
 from hetskel_ros.ros.bt import ActionObserved, ActionsToBlackboard, TrackedAction, TrackKey
 from hetskel_ros.ros.bt.subscription import node_from_setup, now_ns
 from hetskel_ros.ros.bt.tracked_actions import NS_PER_S
-from hetskel_ros.ros.node_main import read_only, run_node
+from hetskel_ros.ros.node_main import declare_config, run_node
 
 DEFAULT_GREET_LABELS = ("wave-both-hands", "wave-left-hand", "wave-right-hand")
 DEFAULT_STOP_LABELS = ("raise-up-both-hands",)
@@ -83,13 +82,7 @@ class ReactorConfig:
     @classmethod
     def declare(cls, node: Node) -> ReactorConfig:
         """Declare every field as a ROS parameter (defaults above) and read them back."""
-        values: dict[str, Any] = {}
-        for item in dataclasses.fields(cls):
-            default = getattr(cls, item.name)
-            value = node.declare_parameter(item.name, list(default) if isinstance(default, tuple) else default,
-                                           read_only()).value
-            values[item.name] = tuple(value) if isinstance(default, tuple) else value
-        return cls(**values)
+        return declare_config(node, cls)
 
 
 class RobotOutputs:

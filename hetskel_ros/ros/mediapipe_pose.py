@@ -27,7 +27,6 @@
 from __future__ import annotations
 
 import array
-import dataclasses
 import threading
 import time
 from collections import Counter
@@ -44,7 +43,7 @@ from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 
 from hetskel_ros.ros.image_codec import RejectedImageError, compressed_to_rgb, image_to_rgb
-from hetskel_ros.ros.node_main import read_only, run_node
+from hetskel_ros.ros.node_main import declare_config, run_node
 
 IMAGE_TOPOLOGY = "mediapipe_pose"
 WORLD_TOPOLOGY = "mediapipe_pose_world"
@@ -92,9 +91,7 @@ class PoseNodeConfig:
     @classmethod
     def declare(cls, node: Node) -> PoseNodeConfig:
         """Declare every field as a ROS parameter (defaults above) and read them back."""
-        values = {f.name: node.declare_parameter(f.name, getattr(cls, f.name), read_only()).value
-                  for f in dataclasses.fields(cls)}
-        return cls(**values)
+        return declare_config(node, cls)
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import dataclasses
 import os
 import re
 import signal
@@ -17,6 +18,7 @@ import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 import rclpy
 import yaml
@@ -136,6 +138,18 @@ def yaml_problem(exc: yaml.YAMLError) -> str:
 def read_only() -> ParameterDescriptor:
     """The descriptor of a parameter a node reads once at start: ``ros2 param set`` is refused, not ignored."""
     return ParameterDescriptor(read_only=True)
+
+
+def declare_config(node: Node, cls: type) -> Any:
+    """A config dataclass read from the node's parameters: every field declared read-only with its default (a
+    tuple default as a ROS list, read back as a tuple)."""
+    values: dict[str, Any] = {}
+    for item in dataclasses.fields(cls):
+        default = getattr(cls, item.name)
+        value = node.declare_parameter(item.name, list(default) if isinstance(default, tuple) else default,
+                                       read_only()).value
+        values[item.name] = tuple(value) if isinstance(default, tuple) else value
+    return cls(**values)
 
 
 def one_line(exc: BaseException) -> str:

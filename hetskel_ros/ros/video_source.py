@@ -21,7 +21,6 @@ Ctrl-C ends it cleanly too. Publishing runs in its own thread, paced on the mono
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import threading
 import time
@@ -38,7 +37,7 @@ from rclpy.node import Node
 from sensor_msgs.msg import Image
 
 from hetskel_ros.ros.image_codec import bgr_to_image
-from hetskel_ros.ros.node_main import read_only, run_node
+from hetskel_ros.ros.node_main import declare_config, run_node
 
 STAMP_MODES = ("file", "clock")
 
@@ -81,9 +80,7 @@ class VideoSourceConfig:
     @classmethod
     def declare(cls, node: Node) -> VideoSourceConfig:
         """Declare every field as a ROS parameter (defaults above) and read them back."""
-        values = {f.name: node.declare_parameter(f.name, getattr(cls, f.name), read_only()).value
-                  for f in dataclasses.fields(cls)}
-        return cls(**values)
+        return declare_config(node, cls)
 
 
 def open_capture(config: VideoSourceConfig) -> cv2.VideoCapture:
