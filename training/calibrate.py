@@ -91,6 +91,10 @@ def main(argv: list[str] | None = None) -> int:
 
     labels = list(load_bundle(args.bundle, weights=False).label_names)
     train, held = action_features(extractor, labels, args.actions, args.per_class, rng)
+    if not train:
+        print(f"calibrate: {args.actions} has no training clips of the bundle's labels {labels} here (a shipped "
+              f"sample holds only its test split; the full set is read from ../shared/data)", file=sys.stderr)
+        return 1
     idle = idle_features(extractor, [s for s in args.idle_sets.split(",") if s], args.idle_per_set,
                          extractor.span, rng)
     calibration = fit_calibration(train, labels, held, idle, args.keep, {

@@ -145,7 +145,10 @@ class FeatureExtractor:
         return rows, np.asarray(ends) - stamps[0]
 
     def encode(self, rows: Sequence[dict]) -> tuple[np.ndarray, np.ndarray]:
-        """(features, scores) of model input rows, in batches."""
+        """(features, scores) of model input rows, in batches; no rows give (0, feature_dim) and (0, classes)."""
+        if not rows:
+            return (np.zeros((0, self.config.feature_dim), np.float32),
+                    np.zeros((0, self.config.num_classes), np.float32))
         parts = [self.infer(stack_rows(rows[s:s + self.batch])) for s in range(0, len(rows), self.batch)]
         return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
@@ -175,7 +178,7 @@ class FeatureExtractor:
             owner += [k] * len(r)
             ends.append(e)
         features, scores = self.encode(rows)
-        owner = np.asarray(owner)
+        owner = np.asarray(owner, dtype=np.int64)
         if per_window:
             return [WindowFeatures(ends[k], features[owner == k], scores[owner == k]) for k in range(len(ends))]
         sums = np.zeros((len(ends), features.shape[1]), np.float64)
