@@ -4,6 +4,7 @@ Set before rclpy is first imported, and inherited by every subprocess a test sta
 - ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST: DDS discovery never leaves loopback.
 - ROS_DOMAIN_ID: one per test run (from the pid, 1..100) unless already set, so parallel runs do not talk.
 - ROS_HOME / ROS_LOG_DIR: a temporary directory, so tests never write into ~/.ros.
+- PYTHONFAULTHANDLER=1: a node process that segfaults prints every thread's Python stack into its output.
 
 Fixtures: ``ros`` (function scope) and ``ros_module`` (module scope) give a :class:`RosHarness`: an rclpy context
 whose nodes spin in a background executor thread, plus waits for discovery. Everything is shut down at the end.
@@ -24,6 +25,7 @@ from typing import Any
 import pytest
 
 os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+os.environ.setdefault("PYTHONFAULTHANDLER", "1")  # a node process that crashes prints its Python stacks
 os.environ.setdefault("ROS_DOMAIN_ID", str(os.getpid() % 100 + 1))
 _ROS_HOME = Path(tempfile.mkdtemp(prefix="hetskel-test-ros-home-"))
 os.environ["ROS_HOME"] = str(_ROS_HOME)
