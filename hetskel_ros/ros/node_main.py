@@ -48,7 +48,6 @@ class StopSignals:
     def __init__(self) -> None:
         self.received: list[int] = []
         self.stopping = False
-        self.spinning = False  # from then on rclpy's chained handler alone ends the node (see _handle)
 
     def install(self) -> None:
         """Must run before ``rclpy.init``: rclpy installs its handlers over these and calls them after its own."""
@@ -71,11 +70,6 @@ class StopSignals:
         self.received.append(signum)
         if len(self.received) == 1 and not self.stopping:
             self.stopping = True
-            if self.spinning:
-                # rclpy's handler has shut the context down, so spinning returns between two callbacks. A
-                # KeyboardInterrupt raised inside the executor would leave its wait generator holding entity
-                # handles, freed only at interpreter exit after rcl is gone (a segfault, exit -11, seen twice).
-                return
             raise KeyboardInterrupt
 
 
@@ -187,7 +181,6 @@ def run_node(program: str, make_node: Callable[[], Node], args: list[str] | None
         executor = SingleThreadedExecutor()
         node = make_node()
         executor.add_node(node)
-        signals.spinning = True
         if done is None:
             executor.spin()
         else:
