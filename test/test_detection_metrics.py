@@ -70,6 +70,20 @@ def test_frame_accuracy_counts_unknown_and_no_prediction_as_idle():
     assert ev.frames.confusion.sum() == 10
 
 
+def test_dont_care_margin_leaves_out_frames_near_a_change_of_label_only():
+    # idle 0.0-0.3, wave 0.4-0.9: the change lies at 0.35 s; a 0.1 s margin leaves out frames 0.3 and 0.4
+    gt = {1: truth([BACKGROUND] * 4 + ["wave"] * 6)}
+    preds = windows(1, [0.2, 0.5, 0.7], [UNKNOWN, "wave", "walk"])
+    ev = evaluate(gt, preds, ["wave", "walk"], dont_care_s=0.1)
+    assert ev.frames.frames == 10 and ev.frames.frame_accuracy == pytest.approx(6 / 10)  # all frames unchanged
+    # kept: 0-2 right (none, none, unknown), 5-6 wave right, 7-9 walk wrong; frame 3 (right) and 4 (wrong) out
+    assert ev.dont_care.frames == 8 and ev.dont_care.frame_accuracy == pytest.approx(5 / 8)
+    assert ev.dont_care.idle_baseline == pytest.approx(3 / 8)
+    report = ev.to_dict()["dont_care"]
+    assert report["margin_s"] == 0.1 and report["frames_left_out"] == 2
+    assert evaluate(gt, preds, ["wave", "walk"], dont_care_s=0.0).dont_care is None
+
+
 def test_tracks_are_judged_by_their_own_windows():
     gt = {1: truth(["wave"] * 5), 2: truth(["walk"] * 5)}
     preds = windows(1, [0.0], ["wave"]) + windows(2, [0.0], ["walk"])

@@ -9,7 +9,8 @@ sets only (training/configs/datasets.yaml; held-out data is never used):
   trained on (``--actions``, default bandai), 80% of each class's clips; the other 20% fit the rejection distance
   (``--keep`` of their windows stay accepted);
 - idle: windows of real standing phases (hetskel_ros.topology.standing) of the training clips of ``--idle-sets``,
-  each played to and fro into a sequence of a window's length or more (never the bag generator's gaps).
+  each played to and fro into a sequence of a window's length or more (never the bag generator's gaps), without the
+  don't-care margin next to the action (DONT_CARE_S: the motion starts or ends there; bag scores use the same).
 
 Writes the bundle with ``calibration.json`` (hetskel_ros.model.calibration) to ``--out``.
 """
@@ -26,7 +27,7 @@ import numpy as np
 from hetskel_ros.model.calibration import fit_calibration, write_calibration
 from hetskel_ros.model.features import FeatureExtractor
 from hetskel_ros.runtime.features import open_extractor
-from hetskel_ros.topology.standing import ping_pong, standing_phase
+from hetskel_ros.topology.standing import DONT_CARE_S, ping_pong, standing_phase
 from training.datasets import load_dataset, relative
 
 
@@ -61,7 +62,7 @@ def idle_features(extractor: FeatureExtractor, datasets: list[str], per_set: int
             clip = np.asarray(data.sequences[int(i)], np.float32)
             conf = None if data.confidence is None else np.asarray(data.confidence[int(i)], np.float32)
             for at_end in (False, True):
-                phase = standing_phase(clip, data.fps, at_end)
+                phase = standing_phase(clip, data.fps, at_end, margin_s=DONT_CARE_S)
                 if not len(phase):
                     continue
                 count = int(np.ceil(span_s * data.fps * 1.5))

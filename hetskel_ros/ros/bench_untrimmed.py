@@ -69,7 +69,9 @@ def main(argv: list[str] | None = None) -> int:
                 e = m["events"]
                 entry["settings"][name] = {
                     "overrides": overrides, "frame_accuracy": m["frame_accuracy"], "idle_baseline": m["idle_baseline"],
-                    "action_frame_accuracy": m["action_frame_accuracy"],
+                    "action_frame_accuracy": m["action_frame_accuracy"], "dont_care": {
+                        k: m["dont_care"][k] for k in ("margin_s", "frames_left_out", "frame_accuracy", "idle_baseline",
+                                                       "action_frame_accuracy")},
                     "segment_map": m["segment_map"], "segment_precision": e["segment_precision"],
                     "segment_recall": e["segment_recall"], "false_segments_on_idle": e["false_segments_on_idle"],
                     "false_on_idle_per_person_minute": e["false_on_idle_per_person_minute"],

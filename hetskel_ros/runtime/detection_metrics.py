@@ -10,6 +10,10 @@ predictions are the recognizer's windows (track, window start, stamp of the wind
   ``idle_baseline`` is the frame accuracy of a recognizer that always says idle (the share of background frames):
   frame accuracy means something only well above it. With ``known`` (the model's labels), frames of actions the
   model does not know count as background: calling them idle or unknown is right.
+  Don't-care margins: a clip's first and last moments are ambiguous (a labelled clip starts and ends standing, and
+  the change of label is a single frame), so :func:`evaluate` scores frames a second time without those within
+  ``dont_care_s`` (DONT_CARE_S) of a change of the ground-truth label (``dont_care``); the same margin keeps
+  calibration's idle windows off the boundary between standing and acting (training/calibrate.py).
 * Segment level (the action detection protocol of paper 002, sec. 4.2, after Liu et al. PKU-MMD): ground-truth
   segments are the runs of one action label of a track; predicted segments are runs of consecutive windows of a
   track with the same label (not "unknown"), scored by the windows' mean score. A window speaks for the stretch of
@@ -31,6 +35,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
+from hetskel_ros.topology.standing import DONT_CARE_S  # frames this close to a change of label: scored without them
 
 BACKGROUND = "idle"  # ground-truth label of frames where the person does no action
 UNKNOWN = "unknown"  # the recognizer's label below its threshold (hetskel_ros.runtime.recognizer.UNKNOWN)
@@ -122,15 +128,32 @@ class FrameScores:
     idle_baseline: float = math.nan  # frame accuracy of always saying idle
 
 
+def near_changes(track: TrackTruth, margin_s: float) -> np.ndarray:
+    """(F,) bool: the frames within ``margin_s`` of a change of the track's ground-truth label (don't care)."""
+    if margin_s <= 0.0 or len(track.stamps) < 2:
+        return np.zeros(len(track.stamps), bool)
+    changes = [i for i in range(1, len(track.labels)) if track.labels[i] != track.labels[i - 1]]
+    # a change happens halfway between the last frame of one label and the first of the next
+    at = 0.5 * (track.stamps[np.array(changes, np.int64)] + track.stamps[np.array(changes, np.int64) - 1])
+    if not len(at):
+        return np.zeros(len(track.stamps), bool)
+    return np.abs(track.stamps[:, None] - at[None, :]).min(axis=1) < margin_s
+
+
 def frame_scores(truth: Mapping[int, TrackTruth], predictions: Mapping[int, Sequence[Prediction]],
-                 vocabulary: Sequence[str] = (), known: Sequence[str] | None = None) -> FrameScores:
+                 vocabulary: Sequence[str] = (), known: Sequence[str] | None = None,
+                 dont_care_s: float = 0.0) -> FrameScores:
+    """Frame-level scores; ``dont_care_s`` > 0 leaves out the frames that close to a change of label."""
     gt_all: list[str] = []
     pred_all: list[str] = []
     missing = 0
     for track_id, track in sorted(truth.items()):
         labels, _ = frame_predictions(track.stamps, predictions.get(track_id, ()))
+        keep = ~near_changes(track, dont_care_s)
+        labels = [label for label, k in zip(labels, keep, strict=True) if k]
+        gt = [g for g, k in zip(track.labels, keep, strict=True) if k]
         missing += sum(1 for label in labels if label == NO_PREDICTION)
-        gt_all += track.labels if known is None else [g if g in known else BACKGROUND for g in track.labels]
+        gt_all += gt if known is None else [g if g in known else BACKGROUND for g in gt]
         pred_all += [as_class(label) for label in labels]
     actions = [c for c in vocabulary if c != BACKGROUND]
     for label in (*gt_all, *pred_all):
@@ -327,6 +350,8 @@ class Evaluation:
     latency: dict[str, float | int] | None = None
     comparison: WindowComparison | None = None
     events: Any = None  # event_metrics.EventScores
+    dont_care: FrameScores | None = None  # the frame scores without the frames near a change of label
+    dont_care_s: float = 0.0
 
 
     def to_dict(self) -> dict[str, Any]:
@@ -343,6 +368,12 @@ class Evaluation:
             "truth_segments": len(d.truth_segments), "predicted_segments": len(d.predicted_segments),
             "windows": self.windows,
         }
+        if self.dont_care is not None:
+            m = self.dont_care
+            out["dont_care"] = {"margin_s": self.dont_care_s, "frames_left_out": f.frames - m.frames,
+                                "frame_accuracy": m.frame_accuracy, "idle_baseline": m.idle_baseline,
+                                "action_frame_accuracy": m.action_frame_accuracy,
+                                "precision": m.precision, "recall": m.recall}
         if self.events is not None:
             out["events"] = self.events.to_dict()
         if self.latency is not None:
@@ -357,9 +388,11 @@ class Evaluation:
 
 def evaluate(truth: Mapping[int, TrackTruth], predictions: Sequence[Prediction], vocabulary: Sequence[str] = (), *,
              thresholds: Iterable[float] = IOU_THRESHOLDS, latencies_s: Sequence[float] | None = None,
-             reference: Sequence[Prediction] | None = None, known: Sequence[str] | None = None) -> Evaluation:
+             reference: Sequence[Prediction] | None = None, known: Sequence[str] | None = None,
+             dont_care_s: float = DONT_CARE_S) -> Evaluation:
     """All scores of one run. ``reference``: an offline run of the same bag, to count dropped windows (live).
-    ``known``: the model's labels; ground-truth actions outside them should be called idle or unknown."""
+    ``known``: the model's labels; ground-truth actions outside them should be called idle or unknown.
+    ``dont_care_s``: the margin of the second frame scores (0: none)."""
     from hetskel_ros.runtime.event_metrics import event_scores  # it builds on this module's segments
 
     tracks = by_track(predictions)
@@ -369,4 +402,6 @@ def evaluate(truth: Mapping[int, TrackTruth], predictions: Sequence[Prediction],
         windows=len(predictions),
         latency=latency_summary(latencies_s) if latencies_s is not None else None,
         comparison=compare_windows(reference, predictions) if reference is not None else None,
-        events=event_scores(truth, predictions, known))
+        events=event_scores(truth, predictions, known),
+        dont_care=frame_scores(truth, tracks, vocabulary, known, dont_care_s) if dont_care_s > 0 else None,
+        dont_care_s=dont_care_s)

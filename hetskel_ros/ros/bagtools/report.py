@@ -161,6 +161,11 @@ def markdown_summary(metrics: Mapping[str, Any], files: Mapping[str, str]) -> st
              f"| frame accuracy (all frames; idle = idle/unknown/none) | {_pct(metrics['frame_accuracy'])} "
              f"(all-idle baseline {_pct(metrics.get('idle_baseline'))}) |",
              f"| frame accuracy (action frames) | {_pct(metrics['action_frame_accuracy'])} |"]
+    margins = metrics.get("dont_care")
+    if margins:
+        lines.append(f"| frame accuracy without frames within {margins['margin_s']:g} s of a change of label "
+                     f"(don't care) | {_pct(margins['frame_accuracy'])} (all-idle baseline "
+                     f"{_pct(margins['idle_baseline'])}) |")
     events = metrics.get("events") or {}
     if events:
         onset = events["onset_latency_s"]
