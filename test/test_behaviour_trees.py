@@ -207,6 +207,15 @@ def test_table_keeps_latest_action_per_source_and_track(ros: Any) -> None:
         assert entry.stamp_ns == entry.action.header.stamp.sec * NS_PER_S + entry.action.header.stamp.nanosec
         assert entry.stamp_ns <= entry.received_ns <= before_tick  # receipt time by the node clock
 
+    # A person who leaves gets one last Action, "gone" (it ends the action going on): out of the table at once.
+    gone = make_action("gone", 0.0, track_id=2, source="webcam")
+    gone.hypotheses, gone.ended = [], "run"
+    source.send(gone)
+    ros.wait_for(lambda: writer.message_count == 4, what="the 'gone' ActionArray at the writer")
+    tree.tick()
+    table = py_trees.blackboard.Blackboard.get(key)
+    assert set(table) == {("kinect", 1), ("webcam", 1)}
+
 
 def test_stamps_against_sim_time_and_stale_actions_expire(ros: Any) -> None:
     """'Within the last N s' compares Action.header.stamp with the node clock, which follows /clock under

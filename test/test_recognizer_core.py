@@ -21,7 +21,7 @@ from hetskel_ros.runtime import create_backend
 from hetskel_ros.runtime.association import AssociationRule, Candidate, associate
 from hetskel_ros.runtime.buffers import TrackBuffer
 from hetskel_ros.runtime.observation import Observation
-from hetskel_ros.runtime.recognizer import UNKNOWN, InputSpec, Recognizer, RecognizerConfig
+from hetskel_ros.runtime.recognizer import GONE, UNKNOWN, InputSpec, Recognizer, RecognizerConfig
 from hetskel_ros.topology import load_topology, load_unified
 from hetskel_ros.topology.window import window_times
 
@@ -389,7 +389,29 @@ def test_a_person_who_leaves_before_the_first_window_still_gets_one_label(bundle
     assert not recognizer._smoothed and not recognizer._label_states  # a freed track leaves no state behind
     long = make(bundle, backend, track_timeout_s=1.0, stagger=False)
     feed(long, observations(unified_clips[9], 1)[:60])
-    assert long.step(60 / FPS + 1.1) == [] and long.events["windows_at_track_end"] == 0
+    assert [d.label for d in long.step(60 / FPS + 1.1)] == [GONE] and long.events["windows_at_track_end"] == 0
+
+
+def test_a_labelled_person_who_leaves_gets_gone_which_ends_the_action_never_idle(bundle, backend, unified_clips):
+    """No person is not idle: the track's last decision says "gone" and ends the action going on; one that never
+    got a label (freed before any window) gets none; a track restarting on the same person (a gap) is not gone."""
+    recognizer = make(bundle, backend, track_timeout_s=1.0, stagger=False, threshold=0.0, release_threshold=0.0)
+    visit = observations(unified_clips[9], 4)[:60]
+    decisions = feed(recognizer, visit)
+    assert decisions and decisions[-1].label in bundle.label_names  # an action is going on (threshold 0)
+    assert recognizer.step(visit[-1].stamp + 0.9) == []  # within the timeout: still there
+    gone = recognizer.step(visit[-1].stamp + 1.1)
+    assert len(gone) == 1
+    last = gone[0]
+    assert (last.label, last.track_id, last.source, last.started) == (GONE, 4, "mocap", False)
+    assert last.ended == decisions[-1].label and last.stamp == pytest.approx(visit[-1].stamp)
+    assert last.hypotheses == () and recognizer.events["tracks_gone"] == 1
+    assert recognizer.step(visit[-1].stamp + 5.0) == []  # said once
+    restarted = make(bundle, backend, track_timeout_s=1.0)
+    stream = observations(unified_clips[9])
+    feed(restarted, stream[:40])
+    feed(restarted, [Observation(1, o.stamp - 0.5, o.topology, 3, o.positions, o.mask) for o in stream[40:42]])
+    assert restarted.events["track_reset_backwards"] == 1 and restarted.events["tracks_gone"] == 0
 
 
 def test_a_gap_longer_than_the_timeout_starts_the_track_over(bundle, backend, unified_clips):

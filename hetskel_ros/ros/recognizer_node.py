@@ -43,7 +43,7 @@ from hetskel_ros.ros.recognizer_markers import MarkerBuilder
 from hetskel_ros.ros.recognizer_params import RecognizerParameters, declare_parameters
 from hetskel_ros.runtime.backends import load_backend
 from hetskel_ros.runtime.base import BackendError
-from hetskel_ros.runtime.recognizer import Decision, Recognizer, RecognizerConfig
+from hetskel_ros.runtime.recognizer import GONE, Decision, Recognizer, RecognizerConfig
 from hetskel_ros.runtime.samples import default_bundle_path
 
 NS_PER_S = 1_000_000_000
@@ -322,7 +322,10 @@ class RecognizerNode(Node):
     def _publish(self, decisions: list[Decision]) -> None:
         self.actions_pub.publish(action_array(decisions, max(d.stamp for d in decisions)))
         for decision in decisions:
-            self._latest[(decision.input, decision.track_id)] = decision
+            if decision.label == GONE:  # the person left: nothing to mark
+                self._latest.pop((decision.input, decision.track_id), None)
+            else:
+                self._latest[(decision.input, decision.track_id)] = decision
         if self.markers is not None:
             self.markers_pub.publish(self.markers.build(self.recognizer.latest_frames(), self._latest,
                                                         self.get_clock().now().to_msg()))

@@ -117,7 +117,8 @@ def human_votes(model: str, data: SequenceSet, clips: list[Clip]) -> Votes:
             recognizer.observe("human", [Observation(1, stamp, data.topology, 3, positions[f], mask[f], "world")],
                                stamp)
             for decision in recognizer.step(stamp):
-                votes.add(k, decision.hypotheses[0].label, decision.hypotheses[0].score)
+                if decision.hypotheses:  # not a person's "gone"
+                    votes.add(k, decision.hypotheses[0].label, decision.hypotheses[0].score)
     return votes
 
 
@@ -235,7 +236,7 @@ def offline_votes(model: str, robot: str, names: tuple[str, ...], samples: list[
             recognizer.observe("robot", message, sample.stamp)
         for decision in recognizer.step(sample.stamp):
             clip = clip_for(clips, decision.stamp)
-            if clip is not None:
+            if clip is not None and decision.hypotheses:  # not a person's "gone"
                 votes.add(clip, decision.hypotheses[0].label, decision.hypotheses[0].score)
     return votes
 

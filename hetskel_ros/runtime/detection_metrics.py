@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from hetskel_ros.runtime.labelling import GONE  # the last message of a person who left
 from hetskel_ros.topology.standing import DONT_CARE_S  # frames this close to a change of label: scored without them
 
 BACKGROUND = "idle"  # ground-truth label of frames where the person does no action
@@ -95,7 +96,7 @@ def stamp_key(track_id: int, stamp: float) -> tuple[int, int]:
 
 
 def is_background(label: str) -> bool:
-    return label in (BACKGROUND, UNKNOWN, NO_PREDICTION)
+    return label in (BACKGROUND, UNKNOWN, GONE, NO_PREDICTION)
 
 
 # -- frame level -------------------------------------------------------------------------------------------------

@@ -27,7 +27,8 @@ import numpy as np
 
 IDLE = "idle"
 UNKNOWN = "unknown"
-BACKGROUND_LABELS = frozenset({IDLE, UNKNOWN})
+GONE = "gone"  # the person left (its track was freed): the last message of a labelled person, never "idle"
+BACKGROUND_LABELS = frozenset({IDLE, UNKNOWN, GONE})
 MOTION_TAIL_S = 1.0  # the part of a window (its newest second) whose joint speed decides "idle"
 
 

@@ -31,6 +31,10 @@ against and is taken as it is. The clock ``now`` going back by more than
 ``time_jump_s`` (a bag replayed in a loop under use_sim_time) resets every track of every input. Tracks unseen for
 ``track_timeout_s`` (by ``now``, the arrival clock) are freed. Every drop and reset is counted by reason.
 
+No person is not idle: a person who got a label and then leaves (the track is freed by the timeout or a reset) gets
+one last decision, label "gone" (labelling.GONE), which ends the action going on (``ended``), so a behaviour tree
+waiting for an end event, or holding the person in a table, learns that the person left.
+
 Coordinates: a person whose joints spread beyond the topology's ``limits`` (hetskel_ros.topology.limits: distance
 from the root and extent, or the image for 2D with a known image size) is dropped ("out_of_range"); a window whose
 scores are still not finite is dropped ("windows_non_finite") and never reaches the smoothing state.
@@ -51,7 +55,14 @@ from hetskel_ros.model.calibration import bundle_calibration
 from hetskel_ros.model.features import empty_row, fill_slot
 from hetskel_ros.runtime.association import AssociationRule, Candidate, associate
 from hetskel_ros.runtime.buffers import TrackBuffer
-from hetskel_ros.runtime.labelling import IDLE, UNKNOWN, LabelState, next_label, window_motion  # noqa: F401 (re-exported)
+from hetskel_ros.runtime.labelling import (  # noqa: F401 (re-exported)
+    GONE,
+    IDLE,
+    UNKNOWN,
+    LabelState,
+    next_label,
+    window_motion,
+)
 from hetskel_ros.runtime.observation import Observation
 from hetskel_ros.topology import TopologyError, load_unified, observation_topology
 from hetskel_ros.topology.limits import Limits
@@ -64,7 +75,7 @@ DROP_REASONS = ("malformed", "out_of_range", "stale_stamp", "future_stamp", "dup
                 "too_many_tracks", "untracked_extra", "unknown_topology")
 # Events that are not drops: counted for diagnostics and tests.
 EVENTS = ("track_reset_backwards", "track_reset_gap", "track_reset_topology", "track_reset_frame",
-          "reset_input_time_jump", "reset_all_clock_back", "tracks_freed", "windows", "windows_fused",
+          "reset_input_time_jump", "reset_all_clock_back", "tracks_freed", "tracks_gone", "windows", "windows_fused",
           "windows_dropped", "windows_non_finite", "batches", "windows_at_track_end", "downsampled", "model_swaps")
 STAMP_TOLERANCE_S = 1e-6  # a frame this close to a due time counts as on it (stamps are float seconds)
 GOLDEN = (math.sqrt(5.0) - 1.0) / 2.0  # stagger fractions k * GOLDEN mod 1 spread any number of tracks evenly
@@ -225,6 +236,7 @@ class Recognizer:
         self._smoothed: dict[tuple[str, int], np.ndarray] = {}
         self._label_states: dict[tuple[str, int], LabelState] = {}
         self._pending: deque[_Pending] = deque()
+        self._departures: list[Decision] = []  # "gone" decisions of labelled people whose track was freed
         self._last_now: float | None = None
         self._topologies: dict[str, tuple[int, str, Limits | None]] = {}
 
@@ -627,7 +639,7 @@ class Recognizer:
         self._check_clock(now)
         self.expire(now)
         if not self._pending:
-            return []
+            return self._take_departures()
         batch = list(self._pending)
         self._pending.clear()
         inputs = {name: np.stack([np.asarray(p.row[name]) for p in batch]) for name in batch[0].row}
@@ -656,7 +668,11 @@ class Recognizer:
             if (pending.input, pending.track_id) not in self._tracks:  # a track's last window: forget its state
                 self._smoothed.pop(pending.key, None)
                 self._label_states.pop(pending.key, None)
-        return decisions
+        return decisions + self._take_departures()
+
+    def _take_departures(self) -> list[Decision]:
+        out, self._departures = self._departures, []
+        return out
 
     def _decide(self, pending: _Pending, probabilities: np.ndarray, verdict: str = "") -> Decision:
         previous = self._smoothed.get(pending.key)
@@ -687,26 +703,40 @@ class Recognizer:
             if not track.windows and len(track.buffer) >= 2:  # a short visit still gets its one label, never silence
                 self.events["windows_at_track_end"] += 1
                 self._schedule(track)
-            self._free(key, "tracks_freed")
+            self._free(key, "tracks_freed", gone=True)
         return len(stale)
 
-    def _free(self, key: tuple[str, int], event: str) -> None:
+    def _free(self, key: tuple[str, int], event: str, gone: bool = False) -> None:
+        """Forget a track; ``gone``: the person left (timeout, reset), not a track restarting on the same person."""
+        track = self._tracks.pop(key, None) if gone else None
         self._tracks.pop(key, None)
         if event:
             self.events[event] += 1
         input_name, track_id = key
         self._smoothed.pop(key, None)
-        self._label_states.pop(key, None)
+        self._depart(track, input_name, self._label_states.pop(key, None))
         for group in self.groups.values():
             if input_name in (group.primary, group.secondary):
                 self._smoothed.pop((f"{FUSED}:{group.name}", track_id), None)
-                self._label_states.pop((f"{FUSED}:{group.name}", track_id), None)
+                self._depart(track, FUSED, self._label_states.pop((f"{FUSED}:{group.name}", track_id), None))
+
+    def _depart(self, track: _Track | None, source: str, state: LabelState | None) -> None:
+        """A labelled person left: queue its "gone" decision (ends the action going on)."""
+        if track is None or state is None or not state.label:
+            return
+        self.events["tracks_gone"] += 1
+        self._departures.append(Decision(
+            track_id=track.track_id, source=source, window_start=track.last_stamp, stamp=track.last_stamp,
+            frame_id=track.frame_id, label=GONE, score=0.0, hypotheses=(), input=track.input, started=False,
+            ended=state.action, since=track.last_stamp))
 
     def reset_all(self, event: str = "reset_all_clock_back") -> None:
         """Forget every track, smoothing state and pending window (the clock jumped back, e.g. a bag loop)."""
         for input_name, held in self._held.items():
             self._drop_lone_stamps(input_name, held, self._newest.get(input_name, math.inf))
         self._held.clear()
+        for key in list(self._tracks):
+            self._free(key, "", gone=True)
         self._tracks.clear()
         self._smoothed.clear()
         self._label_states.clear()
@@ -717,7 +747,7 @@ class Recognizer:
     def reset_input(self, input_name: str, event: str = "reset_input_time_jump") -> None:
         """Forget every track of one input (all its people's stamps jumped back together: its source restarted)."""
         for key in [k for k in self._tracks if k[0] == input_name]:
-            self._free(key, "")
+            self._free(key, "", gone=True)
         self._newest.pop(input_name, None)
         self.events[event] += 1
 

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from builtin_interfaces.msg import Time
 from hetskel_msgs.msg import Action
 
+from hetskel_ros.runtime.labelling import GONE  # the person left: the recogniser's last message of that track
+
 NS_PER_S = 1_000_000_000
 UNKNOWN_LABEL = "unknown"
 IDLE_LABEL = "idle"
@@ -110,8 +112,10 @@ def tracked_actions(actions: Iterable[Action], array_stamp_ns: int, received_ns:
 
 
 def expire(table: Mapping[TrackKey, TrackedAction], now_ns: int, expiry_s: float) -> dict[TrackKey, TrackedAction]:
-    """The entries of ``table`` whose evidence is at most ``expiry_s`` old (people who left stop being reported)."""
-    return {key: entry for key, entry in table.items() if entry.age_s(now_ns) <= expiry_s}
+    """The entries of ``table`` whose evidence is at most ``expiry_s`` old and whose person has not left ("gone"):
+    people who left stop being reported."""
+    return {key: entry for key, entry in table.items()
+            if entry.age_s(now_ns) <= expiry_s and entry.action.label != GONE}
 
 
 @dataclass(frozen=True)
