@@ -20,9 +20,9 @@ from std_msgs.msg import String
 from hetskel_ros.ros.adapters import adapter_class
 from hetskel_ros.ros.adapters.base import InputConfig, InputRejected
 from hetskel_ros.ros.adapters.joint_state import JointStateAdapter, JointStateConverter
-from hetskel_ros.ros.adapters.urdf_kinematics import UrdfError, UrdfKinematics, resolve_urdf_path
 from hetskel_ros.ros.msg_dict import message_class
 from hetskel_ros.topology import TopologyError, load_robot, load_unified, up_rotation
+from hetskel_ros.topology.urdf import UrdfError, UrdfKinematics, resolve_urdf_path
 
 ROBOTS = ("unitree_g1", "talos")
 CONFIGURATIONS = 25

@@ -15,10 +15,10 @@ import pytest
 
 from hetskel_ros.model.bundle import load_bundle, save_bundle
 from hetskel_ros.ros import robot_eval
-from hetskel_ros.ros.retarget import Retargeter
 from hetskel_ros.runtime.samples import default_bundle_path
 from hetskel_ros.topology import load_topology, load_unified
 from hetskel_ros.topology.normalize import Normalization, template_lengths
+from hetskel_ros.topology.retarget import Retargeter
 from hetskel_ros.topology.sequences import load_sequences, sample_path, select_sample
 
 pytestmark = pytest.mark.slow
@@ -71,3 +71,43 @@ def test_robot_labels_over_dds_agree_with_the_human_labels(sample, model):
     assert diagnostics["dropped"] == "0" and int(diagnostics["with_base_motion"]) == result["joint_state_messages"]
     assert diagnostics["base_motion"] == "from /tf 'odom' -> 'pelvis'"
     assert Path(robot_eval.relative(model)).name.endswith(".hetskel")
+
+
+def test_the_robot_views_a_head_learns_from_are_what_the_joint_state_input_sees(sample):
+    """training/union.py fits the deployed head on robot views made by ``robot_skeleton``: they must be the
+    skeletons the node's joint_state adapter builds from the same JointStates and odom -> base transforms."""
+    from hetskel_ros.ros.adapters.base import InputConfig
+    from hetskel_ros.ros.adapters.joint_state import JointStateAdapter
+    from hetskel_ros.ros.adapters.transforms import TransformBuffer
+    from hetskel_ros.topology import load_robot
+    from hetskel_ros.topology.retarget import robot_skeleton
+    from hetskel_ros.topology.urdf import UrdfKinematics, resolve_urdf_path
+
+    mapping = load_robot("unitree_g1")
+    index = select_sample(sample, per_label=1)[3]
+    motion = Retargeter("unitree_g1").retarget(sample.sequences[index], sample.fps)
+    urdf = resolve_urdf_path(mapping.urdf_package, mapping.urdf_path)
+    kinematics = UrdfKinematics(urdf.read_text(), list(mapping.link_names))
+    unified, mask = mapping.as_topology().to_unified(robot_skeleton(motion, kinematics).astype(np.float32))
+
+    clips = robot_eval.lay_out(sample, [index])
+    samples = robot_eval.robot_samples([motion], clips, sample.fps)  # one message per frame
+    buffer = TransformBuffer(cache_s=1e9)
+    odom, base = mapping.base_motion.odom_frame, mapping.base_motion.base_frame
+    for s in samples:
+        buffer.add(odom, base, s.stamp, s.base[:3, 3], robot_eval.quaternion(s.base[:3, :3]))
+    params = robot_eval.input_config("unitree_g1", sample.fps, True)
+    config = InputConfig(name="robot", topic="joint_states", kind="joint_state", robot="unitree_g1",
+                         rate_hz=sample.fps, params={k: v for k, v in params.items()
+                                                     if k not in ("topic", "kind", "robot", "rate_hz")})
+    adapter = JointStateAdapter(config, None, transforms=buffer)
+    seen = []
+    for s in samples:
+        adapter.convert_parts(robot_eval.joint_state(motion.joint_names, s))
+        released, _ = adapter.release(s.stamp)
+        seen += [obs for message in released for obs in message]
+    assert len(samples) == len(unified) and len(seen) >= len(samples) - 1  # the last waits for a later transform
+    for frame, obs in enumerate(seen):
+        assert obs.stamp == pytest.approx(samples[frame].stamp)
+        assert np.array_equal(obs.mask, mask[frame])
+        assert np.allclose(obs.positions[mask[frame]], unified[frame][mask[frame]], atol=1e-5)

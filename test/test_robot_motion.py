@@ -236,8 +236,8 @@ def test_a_robot_over_dds_gets_base_motion_and_bad_input_is_counted_not_fatal(ro
     from recognizer_support import stand_in_bundle_path
     from tf2_msgs.msg import TFMessage
 
-    from hetskel_ros.ros.adapters.urdf_kinematics import resolve_urdf_path
     from hetskel_ros.ros.recognizer_node import RecognizerNode, to_time
+    from hetskel_ros.topology.urdf import resolve_urdf_path
 
     g1 = load_robot("unitree_g1")
     g1_urdf = resolve_urdf_path(g1.urdf_package, g1.urdf_path)

@@ -187,9 +187,9 @@ def test_a_robot_recording_joint_state_and_tf_teaches_through_the_robot_adapter(
 
     from hetskel_ros.ros import robot_eval
     from hetskel_ros.ros.bag_types import make_typestore
-    from hetskel_ros.ros.retarget import Retargeter
     from hetskel_ros.topology import load_robot, load_topology, load_unified
     from hetskel_ros.topology.normalize import Normalization, template_lengths
+    from hetskel_ros.topology.retarget import Retargeter
     from hetskel_ros.topology.sequences import sample_path, select_sample
 
     sample = load_sequences(sample_path())

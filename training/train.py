@@ -61,6 +61,10 @@ class TrainConfig:
     sampling_alpha: float = 0.5  # a batch draws data set d with probability n_d^alpha / sum (1: by size, 0: equal)
     bone_lengths: str = "template"  # "template": 3D rescaled to the training median bone lengths; "measured": not
     sample_data: bool = False  # read the shipped samples even where the full sets exist (CI smoke runs)
+    # The deployed head (training/union.py) also learns from these robots' views of the mocap's training clips
+    # (retargeted onto the URDF, forward kinematics as the joint_state input computes it): robot_clips per action.
+    head_robots: list[str] = field(default_factory=list)
+    robot_clips: int = 16
 
     @classmethod
     def load(cls, path: str | Path, **overrides) -> TrainConfig:

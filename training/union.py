@@ -1,7 +1,11 @@
 """The deployed head of a union-pretrained encoder, and its accuracy as the node would score it.
 
 One linear head over the merged vocabulary (config/actions.yaml), fitted on the frozen features of every labelled
-training split (a sequence's feature: the mean over the windows the node would cut). Each test split is then scored
+training split (a sequence's feature: the mean over the windows the node would cut), and on robot views of the mocap's
+training clips (``head_robots``): retargeted onto each robot's URDF and put through forward kinematics as the
+joint_state input does. Without them a 52-action head calls almost every robot clip one Kinect action ("throw"),
+although the frozen features of a robot's clip lie near the human's (a 10-action mocap head labels them as well as
+the human skeletons). Each test split is then scored
 the node's way: the head's softmax on each window the node cuts, smoothed by the node's exponential moving average,
 and the label is the argmax at the sequence's last window ("unknown" below the node's threshold).
 """
@@ -14,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hetskel_ros.model.features import WindowFeatures
+from hetskel_ros.model.features import FeatureExtractor, WindowFeatures, torch_infer
 from hetskel_ros.model.head import softmax
 
 from . import metrics
@@ -23,6 +27,7 @@ from .datasets import LoadedDataset
 from .report import ablations
 from .train import TrainConfig, pretrain
 
+MOCAP = "bandai"  # the set whose clips the retargeting reads (hetskel_ros.topology.retarget: its native joints)
 NODE_SMOOTHING = 0.5  # runtime.recognizer.RecognizerConfig defaults
 NODE_THRESHOLD = 0.5
 
@@ -35,11 +40,51 @@ def node_label(scores: np.ndarray, smoothing: float = NODE_SMOOTHING) -> np.ndar
     return smoothed
 
 
+def robot_views(extractor: FeatureExtractor, loaded: LoadedDataset, robots: list[str], per_label: int, seed: int,
+                cache: Path | None) -> tuple[list[np.ndarray], np.ndarray]:
+    """Mean window features of ``per_label`` training clips per action of ``loaded`` on each robot, and their labels
+    (the set's own label indices). Joint values are cached per robot and clip in ``cache`` (IK: about 0.4 s a clip)."""
+    from hetskel_ros.topology import load_robot
+    from hetskel_ros.topology.retarget import Retargeter, RobotMotion, robot_skeleton
+    from hetskel_ros.topology.urdf import UrdfKinematics, resolve_urdf_path
+
+    data, rng = loaded.data, np.random.default_rng(seed)
+    clips = [int(i) for label in range(len(data.label_names))
+             for i in rng.permutation([i for i in loaded.train if data.labels[i] == label])[:per_label]]
+    features, labels = [], []
+    for robot in robots:
+        mapping = load_robot(robot)
+        retargeter = Retargeter(robot, data.topology)
+        urdf = resolve_urdf_path(mapping.urdf_package, mapping.urdf_path)
+        kinematics = UrdfKinematics(urdf.read_text(), list(mapping.link_names), source=str(urdf))
+        for i in clips:
+            frames = np.asarray(data.sequences[i], np.float64)
+            path = cache / robot / f"{data.names[i]}.npy" if cache is not None else None
+            if path is not None and path.is_file():
+                motion = RobotMotion(kinematics.joint_names, np.load(path), retargeter.base_poses(frames), data.fps,
+                                     float("nan"))
+            else:
+                motion = retargeter.retarget(frames, data.fps)
+                if path is not None:
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    np.save(path, motion.q)
+            rows, _ = extractor.window_rows(robot_skeleton(motion, kinematics).astype(np.float32),
+                                            mapping.as_topology().name, data.fps)
+            features.append(extractor.encode(rows)[0].mean(axis=0))
+            labels.append(int(data.labels[i]))
+    return features, np.asarray(labels, np.int64)
+
+
 def fit_head(windows: dict[str, list[WindowFeatures]], sets: dict[str, LoadedDataset], vocabulary: Vocabulary,
-             seed: int = 0) -> dict:
-    """The linear head on every set's training split (mean window features, merged labels)."""
+             seed: int = 0, robots: dict[str, tuple[list[np.ndarray], np.ndarray]] | None = None) -> dict:
+    """The linear head on every set's training split (mean window features, merged labels), plus ``robots``' views
+    (set name -> features and the set's label indices, from :func:`robot_views`)."""
     x = np.concatenate([np.stack([windows[n][i].features.mean(axis=0) for i in sets[n].train]) for n in sets])
     y = np.concatenate([vocabulary.labels(n, sets[n].data.labels[sets[n].train]) for n in sets])
+    for name, (features, labels) in (robots or {}).items():
+        if features:
+            x = np.concatenate([x, np.stack(features)])
+            y = np.concatenate([y, vocabulary.labels(name, labels)])
     test_x = np.concatenate([np.stack([windows[n][i].features.mean(axis=0) for i in sets[n].test]) for n in sets])
     test_y = np.concatenate([vocabulary.labels(n, sets[n].data.labels[sets[n].test]) for n in sets])
     fit = metrics.linear_eval(x, y, test_x, test_y, seed, num_classes=len(vocabulary.names))
@@ -148,8 +193,15 @@ def union_report(cfg: TrainConfig, run_dir: Path, out: Path, parts: tuple[str, .
                                "pretrained_on_its_training_split": n in data.datasets} for n in sets}
     trained = {n: sets[n] for n in data.datasets if len(sets[n].train)}  # a sample may lack a training split
     vocabulary = merged_vocabulary({n: s.data.label_names for n, s in trained.items()})
-    head = fit_head({n: windows[n] for n in trained}, trained, vocabulary, cfg.seed)
+    views = {}
+    if cfg.head_robots and MOCAP in trained:
+        extractor = FeatureExtractor(model.cfg, data.normalization, torch_infer(model.eval()))
+        views[MOCAP] = robot_views(extractor, trained[MOCAP], cfg.head_robots, cfg.robot_clips, cfg.seed,
+                                   run_dir / "robot_views")
+    head = fit_head({n: windows[n] for n in trained}, trained, vocabulary, cfg.seed, views)
     results["deployed_head"] = {"classes": len(vocabulary.names), "top1_mean_feature": head["top1_mean_feature"],
+                                "robot_views": {"robots": cfg.head_robots,
+                                                "clips": sum(len(f) for f, _ in views.values())},
                                 **{n: node_accuracy(head, windows[n], s, vocabulary, n) for n, s in trained.items()}}
     total = results["training"]["steps"]
     results["runs"] = {name: run_tables(variant, run_dir / name, names, progress)

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from hetskel_ros.model.config import INDEX_INPUTS, INPUT_NAMES, ModelConfig
-from hetskel_ros.topology import load_topology, load_unified
+from hetskel_ros.topology import borrowed_prompt, load_topology, load_unified, observation_topology
 from hetskel_ros.topology.normalize import Normalization
 from hetskel_ros.topology.sequences import SequenceSet
 from hetskel_ros.topology.window import interpolate_frames, track_window_times, window_ends
@@ -106,12 +106,14 @@ class FeatureExtractor:
         return cls(bundle.config, Normalization.from_dict(bundle.normalization, load_unified()), infer, **options)
 
     def prompt(self, topology: str, dims: int) -> int:
-        """The topology's prompt row; one the model has none for borrows its first topology of the same dims."""
+        """The topology's prompt row; one the model has none for borrows a robot mapping's ``prompt_topology`` (as
+        the node's joint_state input does), else the model's first topology of the same dims."""
         known = list(self.config.topologies)
         if topology in known:
             return known.index(topology)
         same = [t for t in known if load_topology(t).dims == dims]
-        fallback = same[0] if same else known[0]
+        named = borrowed_prompt(topology)
+        fallback = named if named in known else same[0] if same else known[0]
         self.prompt_fallbacks[topology] = fallback
         return known.index(fallback)
 
@@ -119,7 +121,7 @@ class FeatureExtractor:
                     stamps: np.ndarray | None = None, whole: bool = False) -> tuple[list[dict], np.ndarray]:
         """Model input rows of every window the node would cut from one native (T, N, C) sequence, and their ends;
         ``whole``: the one row of a window spanning the whole sequence."""
-        native = load_topology(topology)
+        native = observation_topology(topology)  # a topology file, or a robot's (robot_<name>: its links' positions)
         unified, mask = native.to_unified(positions, confidence, unified=self.skeleton)
         stamps = np.arange(len(unified)) / fps if stamps is None else np.asarray(stamps, np.float64)
         return self.unified_window_rows(stamps, unified, mask, native.up, self.prompt(topology, native.dims), whole)

@@ -1,7 +1,7 @@
 """``hetskel-robot-eval``: recognition on humanoid robots, measured through the recognizer node over DDS.
 
 Held-out mocap (the Bandai Namco style training never sees, youthful) is retargeted onto each robot
-(hetskel_ros.ros.retarget). A recognizer process with one joint_state input for that robot receives the clips as a
+(hetskel_ros.topology.retarget). A recognizer process with one joint_state input for that robot receives the clips as a
 robot would send them: sensor_msgs/JointState at ``--rate`` Hz (joint values interpolated from the mocap's 30 fps)
 and, in the "tf" condition, the base pose odom -> base on /tf at the same rate; in "no_tf" nothing on /tf. Each
 clip's label is the majority of the top hypotheses of the windows that end inside it (ties: the higher summed
@@ -37,8 +37,8 @@ import numpy as np
 import yaml
 
 from hetskel_ros.paths import relative, share_dir
-from hetskel_ros.ros.retarget import TRAVEL, Retargeter, RobotMotion
 from hetskel_ros.topology import load_robot, load_topology
+from hetskel_ros.topology.retarget import TRAVEL, Retargeter, RobotMotion
 from hetskel_ros.topology.sequences import SequenceSet, default_mocap_path, load_sequences, select_sample
 
 log = logging.getLogger("hetskel_ros.robot_eval")
@@ -424,7 +424,7 @@ def evaluate_robot(model: str, robot: str, data: SequenceSet, clips: list[Clip],
     needs_base = set(mapping.base_motion.needed_by)
     result: dict[str, Any] = {
         "robot": robot, "urdf": f"{mapping.urdf_package}:{mapping.urdf_path}",
-        "retarget": {"method": "damped least squares over the URDF forward kinematics (hetskel_ros.ros.retarget)",
+        "retarget": {"method": "damped least squares over the URDF forward kinematics (hetskel_ros.topology.retarget)",
                      "rms_residual_m": float(np.sqrt(np.mean([m.residual_m ** 2 for m in motions]))),
                      "base_path": travel,
                      "seconds": round(retarget_s, 1)},

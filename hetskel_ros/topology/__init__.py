@@ -6,7 +6,7 @@ config/topologies, the unified joint set is config/unified.yaml, the joint vocab
 
 from hetskel_ros.topology.errors import TopologyError
 from hetskel_ros.topology.normalize import normalize, up_rotation
-from hetskel_ros.topology.robots import RobotMapping, list_robots, load_robot, observation_topology
+from hetskel_ros.topology.robots import RobotMapping, borrowed_prompt, list_robots, load_robot, observation_topology
 from hetskel_ros.topology.topology import DerivedJoint, Topology, list_topologies, load_topology
 from hetskel_ros.topology.unified import UnifiedSkeleton, flip_permutation, load_unified
 from hetskel_ros.topology.vocabulary import load_vocabulary
@@ -17,6 +17,7 @@ __all__ = [
     "Topology",
     "TopologyError",
     "UnifiedSkeleton",
+    "borrowed_prompt",
     "flip_permutation",
     "list_robots",
     "list_topologies",

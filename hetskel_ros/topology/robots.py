@@ -136,6 +136,17 @@ def observation_topology(name: str) -> Topology:
         return load_robot(name.removeprefix("robot_")).as_topology()
 
 
+def borrowed_prompt(name: str) -> str:
+    """The topology whose prompts an observation of topology ``name`` borrows where a model has none of its own: a
+    robot mapping's ``prompt_topology`` for ``robot_<name>`` (as the joint_state input does), else ''."""
+    if not name.startswith("robot_"):
+        return ""
+    try:
+        return load_robot(name.removeprefix("robot_")).prompt_topology
+    except TopologyError:
+        return ""
+
+
 @lru_cache(maxsize=16)
 def _load_cached(path: Path, _mtime: float, vocabulary: tuple[str, ...]) -> RobotMapping:
     fields = Fields(read_mapping(path), path)

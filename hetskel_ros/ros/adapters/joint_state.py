@@ -1,6 +1,6 @@
 """sensor_msgs/JointState of a humanoid robot + its URDF -> the robot's skeleton as an observation.
 
-Forward kinematics (hetskel_ros.ros.adapters.urdf_kinematics) gives the positions of the links the robot mapping
+Forward kinematics (hetskel_ros.topology.urdf) gives the positions of the links the robot mapping
 (config/robots/<robot>.yaml) names, in the URDF root link's frame (or the ``frame`` parameter's link); the mapping
 turns them into the unified skeleton like any 3D topology, with the robot's ``up`` axis (REP-103: "+z").
 
@@ -39,8 +39,8 @@ import numpy as np
 
 from hetskel_ros.ros.adapters.base import InputAdapter, InputConfig, InputRejected, Observation, stamp_seconds
 from hetskel_ros.ros.adapters.transforms import BaseMotion, transform_source
-from hetskel_ros.ros.adapters.urdf_kinematics import UrdfError, UrdfKinematics, resolve_urdf_path
 from hetskel_ros.topology import RobotMapping, Topology, UnifiedSkeleton, load_robot, load_unified
+from hetskel_ros.topology.urdf import UrdfError, UrdfKinematics, resolve_urdf_path
 
 URDF_FROM_PACKAGE = "package"
 _MAX_NAMED = 8  # joint names quoted in one rejection message

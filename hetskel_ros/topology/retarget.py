@@ -1,8 +1,9 @@
-"""Human mocap -> a humanoid robot's joint trajectories and base poses (the robot evaluation's input).
+"""Human mocap -> a humanoid robot's joint trajectories and base poses (the robot evaluation's input, and the robot
+views a deployed head is fitted on: training/union.py).
 
-Inverse kinematics by damped least squares over the project's own forward kinematics (hetskel_ros.ros.adapters.
-urdf_kinematics, analytic position Jacobian): pinocchio's PyPI wheel ``pin`` needs numpy >= 2, which this environment
-cannot take (mediapipe 0.10.21 needs numpy < 2). No ROS here; ``hetskel-robot-eval`` publishes the result.
+Inverse kinematics by damped least squares over the project's own forward kinematics (hetskel_ros.topology.urdf,
+analytic position Jacobian): pinocchio's PyPI wheel ``pin`` needs numpy >= 2, which this environment cannot take
+(mediapipe 0.10.21 needs numpy < 2). No ROS here; ``hetskel-robot-eval`` publishes the result.
 
 Retargeting keeps the human's bone DIRECTIONS and the robot's bone LENGTHS (the usual motion retargeting):
 1. The base: the human pelvis frame (hip line; vertical up) becomes the robot's base orientation in ``odom``
@@ -26,8 +27,8 @@ from dataclasses import dataclass
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from hetskel_ros.ros.adapters.urdf_kinematics import UrdfKinematics, resolve_urdf_path
 from hetskel_ros.topology import load_robot, load_topology
+from hetskel_ros.topology.urdf import UrdfKinematics, resolve_urdf_path
 
 Y_UP_TO_Z_UP = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])  # (x, y, z) -> (x, -z, y)
 # Human (bandai_mocap) joint of each canonical joint the targets use.
@@ -49,6 +50,16 @@ class RobotMotion:
     base: np.ndarray  # (T, 4, 4) pose of the base frame in odom
     fps: float
     residual_m: float  # RMS distance of the targeted links to their targets over the clip
+
+
+def robot_skeleton(motion: RobotMotion, kinematics: UrdfKinematics) -> np.ndarray:
+    """(T, N, 3) positions in ``odom`` of the links ``kinematics`` was built for (a mapping's ``link_names``): what
+    the joint_state adapter gives the recognizer from the clip's JointStates and its odom -> base transforms."""
+    if tuple(kinematics.joint_names) != tuple(motion.joint_names):
+        raise ValueError(f"the motion's joints {motion.joint_names[:3]}... are not the URDF's "
+                         f"{tuple(kinematics.joint_names)[:3]}...")
+    native = np.stack([kinematics.positions(q) for q in motion.q])  # (T, N, 3) in the base frame
+    return np.einsum("tij,tnj->tni", motion.base[:, :3, :3], native) + motion.base[:, None, :3, 3]
 
 
 def _unit(v: np.ndarray) -> np.ndarray:

@@ -152,7 +152,7 @@ class UrdfKinematics:
 
     def position_jacobian(self, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(L, 3) positions of ``links`` in the root frame and their (L, 3, num_joints) derivatives by the actuated
-        joint values (inverse kinematics: hetskel_ros.ros.retarget). Only the root frame: ``frame`` is ignored."""
+        joint values (inverse kinematics: hetskel_ros.topology.retarget). Only the root frame: ``frame`` is ignored."""
         if not hasattr(self, "_pairs"):
             self._pairs = self._link_joint_pairs()
         rows, joints, sources, multipliers, prismatic = self._pairs
