@@ -139,6 +139,27 @@ def test_idle_gaps_are_real_standing_phases_never_a_held_pose():
         StreamOptions(idle="noise")
 
 
+def test_a_clips_own_standing_start_and_end_are_idle_in_the_ground_truth():
+    """A UTD-MHAD clip starts and ends standing: those frames are idle (the person has not begun, or has finished),
+    the rest the action; clip_standing="action" labels the whole clip, as before."""
+    data = load_sequences(share_dir() / "data" / "utd_mhad_sample.npz")
+    options = StreamOptions(people=1, idle_s=(2.0, 3.0))
+    stream = compose_stream(data, load_topology(data.topology), options)
+    whole = compose_stream(data, load_topology(data.topology), StreamOptions(people=1, idle_s=(2.0, 3.0),
+                                                                              clip_standing="action"))
+    trimmed = 0
+    for segment, same in zip(stream.segments, whole.segments, strict=True):
+        labels = stream.people[0].labels[segment.start:segment.end]
+        assert set(whole.people[0].labels[same.start:same.end]) == {segment.label}
+        acting = [i for i, label in enumerate(labels) if label == segment.label]
+        assert set(labels) <= {segment.label, BACKGROUND} and len(acting) >= 0.5 * data.fps
+        assert acting == list(range(acting[0], acting[-1] + 1))  # one run: idle only at the start and the end
+        trimmed += len(labels) - len(acting)
+    assert trimmed > 0
+    with pytest.raises(ValueError, match="clip_standing must be one of"):
+        StreamOptions(clip_standing="maybe")
+
+
 def test_make_selects_a_held_out_group_and_renames_labels_to_the_shared_vocabulary(tmp_path):
     source = share_dir() / "data" / "nw_ucla_sample.npz"
     data = load_sequences(source)

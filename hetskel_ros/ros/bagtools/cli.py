@@ -27,7 +27,7 @@ from hetskel_ros.ros.bagtools.bag_io import (
 )
 from hetskel_ros.ros.bagtools.evaluate import MODES, evaluate_bag
 from hetskel_ros.ros.bagtools.make import Selection, describe, make_bag
-from hetskel_ros.ros.bagtools.stream import StreamOptions
+from hetskel_ros.ros.bagtools.stream import CLIP_STANDING, StreamOptions
 from hetskel_ros.runtime.base import BackendError
 from hetskel_ros.topology import TopologyError
 from hetskel_ros.topology.sequences import sample_path
@@ -51,6 +51,8 @@ def _add_make(sub: Any) -> None:
                    help="length range of the idle gaps between clips")
     p.add_argument("--idle-kind", choices=("real", "hold"), default="real",
                    help="idle gaps from the data's real standing phases, or the last pose held with noise")
+    p.add_argument("--clip-standing", choices=CLIP_STANDING, default="idle",
+                   help="ground truth of a clip's own standing phases at its start and end: idle, or the clip's action")
     p.add_argument("--spacing", type=float, default=None, help="sideways distance between people (native units)")
     p.add_argument("--noise", type=float, default=None, help="std of the standing-still jitter (native units)")
     p.add_argument("--seed", type=int, default=0)
@@ -130,7 +132,7 @@ def cmd_make(args: argparse.Namespace) -> int:
     selection = Selection(args.style, tuple(x for x in args.labels.split(",") if x), args.per_label, args.limit,
                           key, tuple(v for v in values.split(",") if v), args.shared_names)
     stream_options = StreamOptions(args.people, tuple(args.idle), args.spacing, args.noise, args.seed,
-                                   args.idle_kind)
+                                   args.idle_kind, args.clip_standing)
     write_options = BagWriteOptions(storage=args.storage, start_ns=round(args.start_time * NS_PER_S),
                                     skeletons_topic=args.topic, ground_truth_topic=args.ground_truth_topic,
                                     frame_id=args.frame_id, overwrite=args.overwrite)

@@ -11,7 +11,10 @@ mocap sample's tightly trimmed clips have none). ``idle="hold"``: the last pose 
 into the next clip's first pose. Every clip continues where the previous one ended (translated on the ground plane,
 so a walk does not teleport the person back), and people stand ``spacing`` apart sideways. All
 people share one clock; a person whose clips end early stands idle until the stream ends. Frames of clips carry
-their action label, all others ``BACKGROUND`` ("idle"). Pure numpy: no ROS, deterministic for a seed.
+their action label, all others ``BACKGROUND`` ("idle"); with ``clip_standing="idle"`` (the default) so do a clip's
+own standing phases at its start and end (the person has not begun, or has finished: the same phases the idle gaps
+and calibration's idle class are made of), unless less than ``ACTING_MIN_S`` of the clip would stay labelled.
+Pure numpy: no ROS, deterministic for a seed.
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ from hetskel_ros.topology.standing import ping_pong, standing_phase, standing_po
 
 BLEND_S = 0.5  # the move from one clip's last pose to the next one's first pose, inside an idle gap
 IDLE_KINDS = ("real", "hold")
+CLIP_STANDING = ("idle", "action")  # what a clip's own standing phases at its start and end are labelled
+ACTING_MIN_S = 0.5  # a clip keeps its label throughout when less than this would be left between its standing phases
 
 
 @dataclass(frozen=True)
@@ -80,6 +85,7 @@ class StreamOptions:
     noise: float | None = None  # std of the idle jitter (native units); None: 2 mm (3D), 1 px (2D)
     seed: int = 0
     idle: str = "real"  # "real": standing phases of the data; "hold": the last pose held with noise
+    clip_standing: str = "idle"  # a clip's own standing start and end: "idle", or "action" (the clip's label)
 
     def __post_init__(self) -> None:
         low, high = self.idle_s
@@ -89,6 +95,20 @@ class StreamOptions:
             raise ValueError(f"idle gap range must satisfy 0 < min <= max, got {self.idle_s}")
         if self.idle not in IDLE_KINDS:
             raise ValueError(f"idle must be one of {IDLE_KINDS}, got {self.idle!r}")
+        if self.clip_standing not in CLIP_STANDING:
+            raise ValueError(f"clip_standing must be one of {CLIP_STANDING}, got {self.clip_standing!r}")
+
+
+def clip_labels(clip: np.ndarray, fps: float, label: str, standing_idle: bool = True) -> list[str]:
+    """Per-frame ground truth of one clip: its label, but ``BACKGROUND`` on its own standing phases at the start and
+    end (``standing_idle``), unless less than ACTING_MIN_S would stay between them."""
+    n = len(clip)
+    if not standing_idle:
+        return [label] * n
+    head, tail = len(standing_phase(clip, fps, False)), len(standing_phase(clip, fps, True))
+    if n - head - tail < ACTING_MIN_S * fps:
+        return [label] * n
+    return [BACKGROUND] * head + [label] * (n - head - tail) + [BACKGROUND] * tail
 
 
 def ground_axes(topology: Topology) -> list[int]:
@@ -113,8 +133,10 @@ class _PersonBuilder:
     """Appends clips and idle gaps for one person, keeping the ground position continuous."""
 
     def __init__(self, track_id: int, axes: list[int], offset: np.ndarray, noise: float, fps: float,
-                 rng: np.random.Generator, with_confidence: bool, pool: list[np.ndarray] | None = None):
+                 rng: np.random.Generator, with_confidence: bool, pool: list[np.ndarray] | None = None,
+                 standing_idle: bool = True):
         self.track_id = track_id
+        self.standing_idle = standing_idle
         self.axes = axes
         self.offset = offset
         self.noise = noise
@@ -250,7 +272,7 @@ class _PersonBuilder:
     def clip(self, clip: np.ndarray, confidence: np.ndarray | None, label: str, name: str) -> None:
         start = self.length
         self.frames.append(clip)
-        self.labels += [label] * len(clip)
+        self.labels += clip_labels(clip, self.fps, label, self.standing_idle)
         if self.with_confidence:
             self.confidence.append(confidence)
         self.segments.append(StreamSegment(self.track_id, label, start, self.length, name))
@@ -285,7 +307,8 @@ def compose_stream(data: SequenceSet, topology: Topology, options: StreamOptions
     for person, share in enumerate(shares):
         offset = np.zeros(dims, np.float32)
         offset[axes[0]] = (person - (options.people - 1) / 2.0) * spacing
-        builder = _PersonBuilder(person + 1, axes, offset, noise, data.fps, rng, confidence is not None, pool)
+        builder = _PersonBuilder(person + 1, axes, offset, noise, data.fps, rng, confidence is not None, pool,
+                                 options.clip_standing == "idle")
         for position, k in enumerate(share):
             clip = builder._place(clips[k])
             conf = confidence[indices[k]].astype(np.float32) if confidence is not None else None
