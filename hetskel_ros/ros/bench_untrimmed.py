@@ -21,12 +21,15 @@ from hetskel_ros.ros.bagtools.evaluate import evaluate_bag
 from hetskel_ros.ros.bagtools.make import Selection, make_bag
 from hetskel_ros.ros.bagtools.report import _jsonable
 from hetskel_ros.ros.bagtools.stream import StreamOptions
-from hetskel_ros.topology.sequences import sample_path
+from hetskel_ros.topology.sequences import full_mocap_path, sample_path
 
 DATA = share_dir().parent / "shared" / "data"
 # Held-out data of each set (training/configs/datasets.yaml), a bounded number of clips so the bench takes minutes.
+# The mocap: the full set's held-out style where it is beside the checkout (its clips start and end standing), else
+# the shipped sample (20 tightly trimmed clips of that style).
+MOCAP = full_mocap_path() if full_mocap_path().is_file() else sample_path()
 BAGS = {
-    "mocap_youthful": (sample_path(), Selection(style="youthful")),
+    "mocap_youthful": (MOCAP, Selection(style="youthful", per_label=4 if sample_path() != MOCAP else 0)),
     "nw_ucla_view3": (DATA / "nw-ucla" / "nw_ucla.npz",
                       Selection(per_label=4, group="view", values=("v03",), shared_names="nw_ucla")),
     "utd_mhad_even_subjects": (DATA / "utd-mhad" / "utd_mhad.npz",
@@ -49,11 +52,14 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="bench_untrimmed", description=__doc__.split("\n\n")[0])
     p.add_argument("--model", default="", help="model bundle (default: the shipped one)")
     p.add_argument("--out", type=Path, default=share_dir() / "bench" / "results" / "untrimmed.json")
+    p.add_argument("--bags", nargs="+", choices=list(BAGS), default=list(BAGS))
+    p.add_argument("--settings", nargs="+", choices=list(SETTINGS), default=list(SETTINGS))
     args = p.parse_args(sys.argv[1:] if argv is None else argv)
     began = time.monotonic()
     results: dict = {}
     with tempfile.TemporaryDirectory(prefix="hetskel_untrimmed_") as tmp:
-        for bag_name, (source, selection) in BAGS.items():
+        for bag_name in args.bags:
+            source, selection = BAGS[bag_name]
             if not Path(source).is_file():
                 results[bag_name] = {"skipped": f"{relative(source)} is missing"}
                 continue
@@ -62,8 +68,8 @@ def main(argv: list[str] | None = None) -> int:
             entry = {"source": relative(source), "selection": selection.__dict__, "clips": len(stream.segments),
                      "duration_s": stream.duration_s, "idle_borrowed": stream.idle_borrowed,
                      "idle_fallbacks": stream.idle_fallbacks, "settings": {}}
-            for name, overrides in SETTINGS.items():
-                overrides = {**overrides, **({"model": args.model} if args.model else {})}
+            for name in args.settings:
+                overrides = {**SETTINGS[name], **({"model": args.model} if args.model else {})}
                 m = evaluate_bag(bag, Path(tmp) / f"{bag_name}_{name}", mode="offline", overrides=overrides,
                                  quiet=True).evaluation.to_dict()
                 e = m["events"]
@@ -81,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
                                    for k, v in e["per_action"].items()}}
             results[bag_name] = entry
     out = {"name": "untrimmed", "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-           "command": "python -m hetskel_ros.ros.bench_untrimmed" + (f" --model {args.model}" if args.model else ""),
+           "command": "python -m hetskel_ros.ros.bench_untrimmed " + " ".join(sys.argv[1:] if argv is None else argv),
            "model": args.model or "models/default.hetskel", "seconds": round(time.monotonic() - began, 1),
            "targets": TARGETS, "bags": results}
     args.out.parent.mkdir(parents=True, exist_ok=True)
