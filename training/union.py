@@ -274,8 +274,12 @@ def format_report(results: dict, title: str, credits: list[str]) -> str:
     lines += [f"## Deployed head: {head['classes']} actions (config/actions.yaml), scored as the node labels", "",
               "| test split | node label right (argmax, last window) | right and above threshold |", "|---|---|---|"]
     for name, row in head.items():
-        if isinstance(row, dict):
+        if isinstance(row, dict) and "top1_last_window" in row:
             lines.append(f"| {name} | {pct(row['top1_last_window'])} | {pct(row['labelled_correctly'])} |")
+    robots = head.get("robot_views") or {}
+    if robots.get("robots"):
+        lines += ["", f"The head also learnt from {robots['clips']} robot views of the mocap's training clips "
+                      f"({', '.join(robots['robots'])}; training/union.py robot_views)."]
     lines += ["", "## Data credits (non-commercial research use; the model inherits these terms)", "",
               *(f"- {c}" for c in credits), ""]
     return "\n".join(lines)
