@@ -50,25 +50,6 @@ def fitted():
     return calibration, held, np.concatenate(standing[half:]), np.concatenate(actions)
 
 
-def test_idle_is_learnt_away_from_the_action_by_the_dont_care_margin():
-    """Calibration's standing phases leave out a margin next to the action (where motion starts; DONT_CARE_S, which
-    bag scores leave out too), and keep the clip's own first or last frame. (The sample's phases are short: 0.1 s.)"""
-    utd = load_sequences(DATA / "utd_mhad_sample.npz")
-    margin_s = 0.1
-    margin = round(margin_s * utd.fps)
-    checked = 0
-    for clip in utd.sequences:
-        clip = np.asarray(clip, np.float32)
-        for at_end in (False, True):
-            whole, trimmed = standing_phase(clip, utd.fps, at_end), standing_phase(clip, utd.fps, at_end, margin_s)
-            if len(trimmed):
-                assert len(trimmed) == len(whole) - margin
-                edge = -1 if at_end else 0
-                assert np.array_equal(trimmed[edge], whole[edge])  # cut on the action's side only
-                checked += 1
-    assert checked > 0
-
-
 def test_known_actions_are_kept_standing_is_idle_and_unknown_actions_are_mostly_rejected(fitted):
     calibration, held, standing, unknown_actions = fitted
     kept = np.mean([v == "" for v in calibration.judge(held)])

@@ -25,8 +25,8 @@ from hetskel_ros.topology.sequences import full_mocap_path, sample_path
 
 DATA = share_dir().parent / "shared" / "data"
 # Held-out data of each set (training/configs/datasets.yaml), a bounded number of clips so the bench takes minutes.
-# The mocap: the full set's held-out style where it is beside the checkout (its clips start and end standing), else
-# the shipped sample (20 tightly trimmed clips of that style).
+# The mocap: the full set's held-out style where it is beside the checkout (4 clips per action), else the shipped
+# sample (20 clips of that style). Its clips are trimmed tightly (no standing phase): their gaps are held poses.
 MOCAP = full_mocap_path() if full_mocap_path().is_file() else sample_path()
 BAGS = {
     "mocap_youthful": (MOCAP, Selection(style="youthful", per_label=4 if sample_path() != MOCAP else 0)),

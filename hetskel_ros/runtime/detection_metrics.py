@@ -12,8 +12,7 @@ predictions are the recognizer's windows (track, window start, stamp of the wind
   model does not know count as background: calling them idle or unknown is right.
   Don't-care margins: a clip's first and last moments are ambiguous (a labelled clip starts and ends standing, and
   the change of label is a single frame), so :func:`evaluate` scores frames a second time without those within
-  ``dont_care_s`` (DONT_CARE_S) of a change of the ground-truth label (``dont_care``); the same margin keeps
-  calibration's idle windows off the boundary between standing and acting (training/calibrate.py).
+  ``dont_care_s`` (DONT_CARE_S, 0.25 s) of a change of the ground-truth label (``dont_care``).
 * Segment level (the action detection protocol of paper 002, sec. 4.2, after Liu et al. PKU-MMD): ground-truth
   segments are the runs of one action label of a track; predicted segments are runs of consecutive windows of a
   track with the same label (not "unknown"), scored by the windows' mean score. A window speaks for the stretch of
@@ -37,12 +36,12 @@ from typing import Any
 import numpy as np
 
 from hetskel_ros.runtime.labelling import GONE  # the last message of a person who left
-from hetskel_ros.topology.standing import DONT_CARE_S  # frames this close to a change of label: scored without them
 
 BACKGROUND = "idle"  # ground-truth label of frames where the person does no action
 UNKNOWN = "unknown"  # the recognizer's label below its threshold (hetskel_ros.runtime.recognizer.UNKNOWN)
 NO_PREDICTION = ""  # a frame before the track's first window
 IOU_THRESHOLDS = (0.1, 0.3, 0.5)
+DONT_CARE_S = 0.25  # frames this close to a change of ground-truth label are scored a second time without them
 STAMP_KEY_S = 1e-3  # windows are matched by (track, stamp rounded to this): frames are 33 ms apart at 30 Hz
 
 

@@ -9,16 +9,14 @@ from __future__ import annotations
 
 import numpy as np
 
-DONT_CARE_S = 0.5  # the margin at a boundary between standing and acting that is neither (learning and scoring idle)
 MIN_PHASE_S = 0.3  # a standing phase shorter than this is not used
 STILL_MAX = 0.1  # body heights/s of the fastest joints (90th percentile) a standing frame stays below
 # (measured at the clip ends of UTD-MHAD and the Bandai mocap: 0.04-0.08; waving hands: > 0.5)
 
 
-def standing_phase(clip: np.ndarray, fps: float, at_end: bool, margin_s: float = 0.0) -> np.ndarray:
+def standing_phase(clip: np.ndarray, fps: float, at_end: bool) -> np.ndarray:
     """The frames at the clip's start (or end) where the person barely moves: the speed of the fastest joints (90th
     percentile, smoothed over 0.2 s) below STILL_MAX body heights per second, so waving hands are never "still".
-    ``margin_s``: leave out that much next to the action (a don't-care margin: the motion is starting or ending).
     Empty when shorter than MIN_PHASE_S."""
     if len(clip) < 3:
         return clip[:0]
@@ -29,8 +27,6 @@ def standing_phase(clip: np.ndarray, fps: float, at_end: bool, margin_s: float =
     still = speed <= STILL_MAX
     order = still[::-1] if at_end else still
     count = int(np.argmin(order)) if not order.all() else len(order)
-    if not order.all():
-        count -= round(margin_s * fps)
     if count < MIN_PHASE_S * fps:
         return clip[:0]
     return clip[len(clip) - count:] if at_end else clip[: count + 1]
