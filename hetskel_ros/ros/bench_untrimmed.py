@@ -42,6 +42,7 @@ SETTINGS = {
     "stride_0.25_fill_0.25_idle_0.3": {"window_stride_s": 0.25, "min_window_fill": 0.25, "idle_motion": 0.3},
     "stride_0.25_fill_0.25_idle_0.3_restart": {"window_stride_s": 0.25, "min_window_fill": 0.25, "idle_motion": 0.3,
                                                "restart_on_change": True},
+    "stride_0.25_fill_0.25_smoothing_0.25": {"window_stride_s": 0.25, "min_window_fill": 0.25, "smoothing": 0.25},
 }
 TARGETS = {"frame_accuracy": ">= 0.75 and >= idle_baseline + 0.20", "precision": ">= 0.70 per action",
            "false_on_idle_per_person_minute": "<= 1", "segment_map@0.5": ">= 0.75", "onset_median_s": "<= 0.6",
