@@ -708,8 +708,8 @@ class Recognizer:
 
     def _free(self, key: tuple[str, int], event: str, gone: bool = False) -> None:
         """Forget a track; ``gone``: the person left (timeout, reset), not a track restarting on the same person."""
-        track = self._tracks.pop(key, None) if gone else None
-        self._tracks.pop(key, None)
+        freed = self._tracks.pop(key, None)
+        track = freed if gone else None  # only a person who left gets "gone"
         if event:
             self.events[event] += 1
         input_name, track_id = key
