@@ -19,7 +19,7 @@ from hetskel_ros.runtime.samples import default_bundle_path
 from hetskel_ros.topology import load_topology, load_unified
 from hetskel_ros.topology.normalize import Normalization, template_lengths
 from hetskel_ros.topology.retarget import Retargeter
-from hetskel_ros.topology.sequences import load_sequences, sample_path, select_sample
+from hetskel_ros.topology.sequences import full_mocap_path, load_sequences, sample_path, select_sample
 
 pytestmark = pytest.mark.slow
 CLIP_LABELS = ("wave-right-hand", "walk", "raise-up-left-hand")  # arms alone, base motion, one arm
@@ -111,3 +111,21 @@ def test_the_robot_views_a_head_learns_from_are_what_the_joint_state_input_sees(
         assert obs.stamp == pytest.approx(samples[frame].stamp)
         assert np.array_equal(obs.mask, mask[frame])
         assert np.allclose(obs.positions[mask[frame]], unified[frame][mask[frame]], atol=1e-5)
+
+
+@pytest.mark.skipif(not full_mocap_path().is_file(),
+                    reason="needs the mocap's training styles (../shared/data/bandai-namco-motion); the shipped "
+                           "sample holds only the held-out style")
+def test_robot_head_refits_the_head_outside_the_graph_with_a_bone_template(tmp_path):
+    """training.robot_head: the encoder's graph is kept byte for byte, the head (head.npz) learns from the mocap's
+    training clips and robot views of them, and the bundle gets the bone template the node then applies."""
+    from training import robot_head
+
+    out = tmp_path / "robots.hetskel"
+    assert robot_head.main(["--bundle", str(default_bundle_path()), "--out", str(out), "--robots", "unitree_g1",
+                            "--robot-clips", "1", "--cache", str(tmp_path / "cache")]) == 0
+    base, refit = load_bundle(default_bundle_path()), load_bundle(out)
+    assert refit.onnx == base.onnx and refit.label_names == base.label_names
+    assert refit.head is not None and refit.head.info["robot_views"] == len(base.label_names)
+    assert refit.normalization.get("bone_lengths")
+    assert refit.provenance["robot_head"]["robots"] == ["unitree_g1"]
