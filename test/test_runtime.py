@@ -132,7 +132,8 @@ def test_batches_beyond_max_batch_are_split(bundle, mocap, onnxruntime_cpu):
 
 def test_saved_bundle_file_runs_on_every_cpu_backend(bundle, mocap, tmp_path, torch_cpu):
     path = save_bundle(Bundle(config=bundle.config, unified_joints=bundle.unified_joints,
-                              label_names=bundle.label_names, weights=bundle.weights, onnx=bundle.onnx),
+                              label_names=bundle.label_names, weights=bundle.weights, onnx=bundle.onnx,
+                              head=bundle.head),  # the shipped bundle's head is outside its graph (robot views)
                        tmp_path / "model.hetskel")
     loaded = load_bundle(path)
     inputs = mocap_inputs(loaded, 3, "both", data=mocap)
@@ -243,7 +244,7 @@ def test_default_order_falls_back_from_tensorrt_to_onnxruntime_and_says_why(bund
 def test_a_backend_that_fails_to_load_is_skipped_for_the_next(bundle, mocap, caplog, torch_cpu):
     """A corrupt graph makes ONNX Runtime fail (not merely be missing): PyTorch serves, one line says why."""
     broken = Bundle(config=bundle.config, unified_joints=bundle.unified_joints, label_names=bundle.label_names,
-                    weights=bundle.weights, onnx=b"not an onnx graph")
+                    weights=bundle.weights, onnx=b"not an onnx graph", head=bundle.head)
     caplog.set_level(logging.INFO, logger=LOGGER)
     backend = load_backend(broken, order=("onnxruntime", "torch"), device="cpu")
     assert backend.name == "torch"
@@ -340,7 +341,8 @@ def test_engine_cache_location_and_fp16_availability(tmp_path, monkeypatch):
 # -- benchmark --------------------------------------------------------------------------------------------------------
 def test_hetskel_bench_writes_results_with_machine_info(bundle, tmp_path, capsys):
     path = save_bundle(Bundle(config=bundle.config, unified_joints=bundle.unified_joints,
-                              label_names=bundle.label_names, weights=bundle.weights, onnx=bundle.onnx),
+                              label_names=bundle.label_names, weights=bundle.weights, onnx=bundle.onnx,
+                              head=bundle.head),  # the shipped bundle's head is outside its graph (robot views)
                        tmp_path / "model.hetskel")
     assert bench.main(["--bundle", str(path), "--runs", "10", "--throughput-runs", "2", "--batch", "4",
                        "--threads", "1", "--warmup", "2", "--name", "t", "--out", str(tmp_path)]) == 0
