@@ -28,6 +28,7 @@ import numpy as np
 
 from hetskel_ros.model.bundle import load_bundle, save_bundle
 from hetskel_ros.paths import config_dir
+from hetskel_ros.runtime.labelling import GONE
 from hetskel_ros.runtime.samples import bench_bundle
 from hetskel_ros.topology.sequences import default_mocap_path, load_sequences
 
@@ -78,7 +79,8 @@ class Bench:
     def _on_actions(self, msg: Any) -> None:
         now = time.time()
         with self.lock:
-            self.received.extend((now, _seconds(a.header.stamp), a.track_id) for a in msg.actions)
+            self.received.extend((now, _seconds(a.header.stamp), a.track_id) for a in msg.actions
+                                 if a.label != GONE)  # windows only: not the last message of a person who left
 
     def wait_for_node(self, process: subprocess.Popen, timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout
@@ -144,7 +146,7 @@ def windows_owed(bundle_path: str, messages: Sequence) -> list[tuple[float, int]
     for msg in messages:
         observations = adapter.convert(msg)
         recognizer.observe("skeletons", observations, observations[0].stamp)
-        owed += [(d.stamp, d.track_id) for d in recognizer.step(observations[0].stamp)]
+        owed += [(d.stamp, d.track_id) for d in recognizer.step(observations[0].stamp) if d.label != GONE]
     return owed
 
 
