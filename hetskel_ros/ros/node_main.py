@@ -2,7 +2,9 @@
 
 Ctrl-C and SIGTERM end a node with exit status 0, also while it is still starting and also when the signal comes
 again during the shutdown (a terminal and `ros2 launch` both deliver Ctrl-C twice); a configuration error ends it
-with one line naming what is wrong and no traceback. A node started by ``hetskel-launch`` dies with it.
+with one line naming what is wrong and no traceback. A node started by ``hetskel-launch`` dies with it. A SIGTERM
+that arrives while the node is already ending (its clean-up hangs, and the launcher escalates) prints every thread's
+Python stack to stderr, so that the hang shows where it waits.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import dataclasses
+import faulthandler
 import os
 import re
 import signal
@@ -197,9 +200,13 @@ def run_node(program: str, make_node: Callable[[], Node], args: list[str] | None
         # a signal shut ROS down while the node was being built: a normal, clean exit
     finally:
         signals.stopping = True  # from here on a signal changes nothing: the node is ending anyway
+        # A SIGTERM now means the clean-up takes too long (a launcher escalates after its SIGINT grace): print where
+        # every thread waits, then go on as before (the Python handler ignores it; after ignore_from_now_on, nothing)
+        faulthandler.register(signal.SIGTERM, all_threads=True, chain=True)
         if executor is not None:
             executor.shutdown()
         if node is not None:
             node.destroy_node()
         rclpy.try_shutdown()
         signals.ignore_from_now_on()
+        faulthandler.register(signal.SIGTERM, all_threads=True, chain=False)  # also a hang at interpreter exit
