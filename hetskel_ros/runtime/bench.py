@@ -27,6 +27,7 @@ import numpy as np
 
 from hetskel_ros.model.bundle import load_bundle
 from hetskel_ros.model.config import PRESETS, ModelConfig, preset
+from hetskel_ros.paths import relative
 from hetskel_ros.runtime.backends import BACKENDS, create_backend
 from hetskel_ros.runtime.base import Backend, BackendError
 from hetskel_ros.runtime.onnxruntime_backend import default_threads
@@ -129,10 +130,11 @@ def model_case(settings: BenchSettings) -> list[dict]:
     data = load_sequences(mocap)
     for size in settings.sizes:
         if settings.bundle:
-            bundle, source = load_bundle(settings.bundle), str(settings.bundle)
+            bundle, source = load_bundle(settings.bundle), relative(settings.bundle)
             size = preset_name(bundle.config)
         else:
             bundle, source = bench_bundle(size)
+            source = relative(source) if Path(source).exists() else source  # a file, or a description
         runs, tp_runs = DEFAULT_RUNS.get(size, DEFAULT_RUNS["small"])
         runs = settings.runs or runs
         tp_runs = settings.throughput_runs or tp_runs
@@ -278,7 +280,9 @@ def run(cases: list[str], settings: BenchSettings, name: str, out_dir: Path) -> 
     report = {
         "name": name, "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "command": " ".join(["hetskel-bench", *sys.argv[1:]]), "seconds": round(time.time() - started, 1),
-        "machine": machine, "settings": settings.__dict__, "input": f"real mocap windows from {default_mocap_path()} "
+        "machine": machine,
+        "settings": {k: relative(v) if k == "bundle" and v else v for k, v in settings.__dict__.items()},
+        "input": f"real mocap windows from {relative(default_mocap_path())} "
         "(Bandai Namco Research Motion Dataset, CC BY-NC 4.0), 3D and 2D", "results": rows,
         "comparisons": comparisons(rows, machine["default_threads"]),
     }
