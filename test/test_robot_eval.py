@@ -80,15 +80,13 @@ def test_the_robot_views_a_head_learns_from_are_what_the_joint_state_input_sees(
     from hetskel_ros.ros.adapters.joint_state import JointStateAdapter
     from hetskel_ros.ros.adapters.transforms import TransformBuffer
     from hetskel_ros.topology import load_robot
-    from hetskel_ros.topology.retarget import robot_skeleton
-    from hetskel_ros.topology.urdf import UrdfKinematics, resolve_urdf_path
+    from hetskel_ros.topology.retarget import link_kinematics, robot_skeleton
 
     mapping = load_robot("unitree_g1")
     index = select_sample(sample, per_label=1)[3]
     motion = Retargeter("unitree_g1").retarget(sample.sequences[index], sample.fps)
-    urdf = resolve_urdf_path(mapping.urdf_package, mapping.urdf_path)
-    kinematics = UrdfKinematics(urdf.read_text(), list(mapping.link_names))
-    unified, mask = mapping.as_topology().to_unified(robot_skeleton(motion, kinematics).astype(np.float32))
+    unified, mask = mapping.as_topology().to_unified(robot_skeleton(motion, link_kinematics(mapping))
+                                                     .astype(np.float32))
 
     clips = robot_eval.lay_out(sample, [index])
     samples = robot_eval.robot_samples([motion], clips, sample.fps)  # one message per frame

@@ -45,8 +45,7 @@ def robot_views(extractor: FeatureExtractor, loaded: LoadedDataset, robots: list
     """Mean window features of ``per_label`` training clips per action of ``loaded`` on each robot, and their labels
     (the set's own label indices). Joint values are cached per robot and clip in ``cache`` (IK: about 0.4 s a clip)."""
     from hetskel_ros.topology import load_robot
-    from hetskel_ros.topology.retarget import Retargeter, RobotMotion, robot_skeleton
-    from hetskel_ros.topology.urdf import UrdfKinematics, resolve_urdf_path
+    from hetskel_ros.topology.retarget import Retargeter, link_kinematics, robot_skeleton
 
     data, rng = loaded.data, np.random.default_rng(seed)
     clips = [int(i) for label in range(len(data.label_names))
@@ -54,20 +53,10 @@ def robot_views(extractor: FeatureExtractor, loaded: LoadedDataset, robots: list
     features, labels = [], []
     for robot in robots:
         mapping = load_robot(robot)
-        retargeter = Retargeter(robot, data.topology)
-        urdf = resolve_urdf_path(mapping.urdf_package, mapping.urdf_path)
-        kinematics = UrdfKinematics(urdf.read_text(), list(mapping.link_names), source=str(urdf))
+        retargeter, kinematics = Retargeter(robot, data.topology), link_kinematics(mapping)
         for i in clips:
-            frames = np.asarray(data.sequences[i], np.float64)
-            path = cache / robot / f"{data.names[i]}.npy" if cache is not None else None
-            if path is not None and path.is_file():
-                motion = RobotMotion(kinematics.joint_names, np.load(path), retargeter.base_poses(frames), data.fps,
-                                     float("nan"))
-            else:
-                motion = retargeter.retarget(frames, data.fps)
-                if path is not None:
-                    path.parent.mkdir(parents=True, exist_ok=True)
-                    np.save(path, motion.q)
+            motion = retargeter.cached(data.sequences[i], data.fps,
+                                       cache / robot / f"{data.names[i]}.npz" if cache is not None else None)
             rows, _ = extractor.window_rows(robot_skeleton(motion, kinematics).astype(np.float32),
                                             mapping.as_topology().name, data.fps)
             features.append(extractor.encode(rows)[0].mean(axis=0))

@@ -392,23 +392,8 @@ def retarget_all(robot: str, data: SequenceSet, clips: list[Clip], cache: Path |
     """Retargeted clips; the joint values are cached per robot and clip name (IK takes a few ms per frame), the base
     path (cheap, and depends on ``travel``) is computed each time."""
     retargeter = Retargeter(robot, data.topology, travel=travel)
-    out = []
-    for clip in clips:
-        frames = data.sequences[clip.index]
-        path = cache / robot / f"{clip.name}.npz" if cache is not None else None
-        if path is not None and path.is_file():
-            stored = np.load(path)
-            out.append(RobotMotion(tuple(str(n) for n in stored["joint_names"]), stored["q"],
-                                   retargeter.base_poses(np.asarray(frames, np.float64)), float(stored["fps"]),
-                                   float(stored["residual_m"])))
-            continue
-        motion = retargeter.retarget(frames, data.fps)
-        if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            np.savez(path, joint_names=np.array(motion.joint_names), q=motion.q, fps=motion.fps,
-                     residual_m=motion.residual_m)
-        out.append(motion)
-    return out
+    return [retargeter.cached(data.sequences[clip.index], data.fps,
+                              cache / robot / f"{clip.name}.npz" if cache is not None else None) for clip in clips]
 
 
 def evaluate_robot(model: str, robot: str, data: SequenceSet, clips: list[Clip], conditions: list[str],

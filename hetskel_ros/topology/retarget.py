@@ -23,11 +23,12 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from hetskel_ros.topology import load_robot, load_topology
+from hetskel_ros.topology import RobotMapping, load_robot, load_topology
 from hetskel_ros.topology.urdf import UrdfKinematics, resolve_urdf_path
 
 Y_UP_TO_Z_UP = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])  # (x, y, z) -> (x, -z, y)
@@ -50,6 +51,12 @@ class RobotMotion:
     base: np.ndarray  # (T, 4, 4) pose of the base frame in odom
     fps: float
     residual_m: float  # RMS distance of the targeted links to their targets over the clip
+
+
+def link_kinematics(mapping: RobotMapping) -> UrdfKinematics:
+    """Forward kinematics of every link the mapping names, from the URDF its file names (``urdf.package``)."""
+    path = resolve_urdf_path(mapping.urdf_package, mapping.urdf_path)
+    return UrdfKinematics(path.read_text(), list(mapping.link_names), source=str(path))
 
 
 def robot_skeleton(motion: RobotMotion, kinematics: UrdfKinematics) -> np.ndarray:
@@ -178,3 +185,18 @@ class Retargeter:
             squared += float(np.sum((targets[t] - kin.positions(q)) ** 2))
         residual = float(np.sqrt(squared / max(len(frames) * len(self.targeted), 1)))
         return RobotMotion(kin.joint_names, out, base, float(fps), residual)
+
+    def cached(self, frames: np.ndarray, fps: float, path: Path | None) -> RobotMotion:
+        """:meth:`retarget`, with the joint values kept in ``path`` (an npz; IK takes a few ms per frame) and read
+        back from there when it exists; the base path (cheap, and it depends on ``travel``) is computed each time."""
+        if path is not None and path.is_file():
+            stored = np.load(path)
+            return RobotMotion(tuple(str(n) for n in stored["joint_names"]), stored["q"],
+                               self.base_poses(np.asarray(frames, np.float64)), float(stored["fps"]),
+                               float(stored["residual_m"]))
+        motion = self.retarget(frames, fps)
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            np.savez(path, joint_names=np.array(motion.joint_names), q=motion.q, fps=motion.fps,
+                     residual_m=motion.residual_m)
+        return motion
