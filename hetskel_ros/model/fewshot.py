@@ -87,9 +87,25 @@ def _prototypes(examples: Sequence[Example], labels: list[str], base: Mapping[st
     return unit(np.stack(rows))
 
 
-def _logistic(examples: Sequence[Example], labels: list[str], base: Mapping[str, ClassStats], seed: int = 0):
+def unit_logistic(x: np.ndarray, y: np.ndarray, classes: int, c: float = LOGISTIC_C, max_iter: int = 2000,
+                  absent_bias: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """(classes, D) weight and (classes,) bias of a multinomial logistic regression on unit-length rows of ``x``
+    (the contract of model.head.LinearHead); a class without rows keeps zero weights and ``absent_bias``."""
     from sklearn.linear_model import LogisticRegression
 
+    model = LogisticRegression(C=c, max_iter=max_iter)
+    model.fit(unit(x), y)
+    weight = np.zeros((classes, x.shape[1]))
+    bias = np.full(classes, absent_bias)
+    if len(model.classes_) == 2:  # sklearn's binary form: one row; the softmax of (-z/2, z/2) is the same
+        weight[model.classes_[1]], bias[model.classes_[1]] = model.coef_[0] / 2, model.intercept_[0] / 2
+        weight[model.classes_[0]], bias[model.classes_[0]] = -model.coef_[0] / 2, -model.intercept_[0] / 2
+    else:
+        weight[model.classes_], bias[model.classes_] = model.coef_, model.intercept_
+    return weight, bias
+
+
+def _logistic(examples: Sequence[Example], labels: list[str], base: Mapping[str, ClassStats], seed: int = 0):
     rng = np.random.default_rng(seed)
     xs, ys = [], []
     for k, label in enumerate(labels):
@@ -99,18 +115,9 @@ def _logistic(examples: Sequence[Example], labels: list[str], base: Mapping[str,
         else:
             stats = base[label]
             x = rng.normal(stats.mean, np.sqrt(np.maximum(stats.var, 0.0)), (SYNTHETIC_PER_CLASS, len(stats.mean)))
-        xs.append(unit(x))
+        xs.append(x)
         ys.append(np.full(len(x), k))
-    model = LogisticRegression(C=LOGISTIC_C, max_iter=2000)
-    model.fit(np.concatenate(xs), np.concatenate(ys))
-    weight = np.zeros((len(labels), xs[0].shape[1]))
-    bias = np.zeros(len(labels))
-    if len(model.classes_) == 2:  # sklearn's binary form: one row; the softmax of (-z/2, z/2) is the same
-        weight[model.classes_[1]], bias[model.classes_[1]] = model.coef_[0] / 2, model.intercept_[0] / 2
-        weight[model.classes_[0]], bias[model.classes_[0]] = -model.coef_[0] / 2, -model.intercept_[0] / 2
-    else:
-        weight[model.classes_], bias[model.classes_] = model.coef_, model.intercept_
-    return weight, bias
+    return unit_logistic(np.concatenate(xs), np.concatenate(ys), len(labels))
 
 
 def fit_head(kind: str, examples: Sequence[Example], labels: list[str], base: Mapping[str, ClassStats],
