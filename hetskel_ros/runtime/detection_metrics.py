@@ -132,11 +132,10 @@ def near_changes(track: TrackTruth, margin_s: float) -> np.ndarray:
     """(F,) bool: the frames within ``margin_s`` of a change of the track's ground-truth label (don't care)."""
     if margin_s <= 0.0 or len(track.stamps) < 2:
         return np.zeros(len(track.stamps), bool)
-    changes = [i for i in range(1, len(track.labels)) if track.labels[i] != track.labels[i - 1]]
-    # a change happens halfway between the last frame of one label and the first of the next
-    at = 0.5 * (track.stamps[np.array(changes, np.int64)] + track.stamps[np.array(changes, np.int64) - 1])
-    if not len(at):
+    changes = np.array([i for i in range(1, len(track.labels)) if track.labels[i] != track.labels[i - 1]], np.int64)
+    if not len(changes):
         return np.zeros(len(track.stamps), bool)
+    at = 0.5 * (track.stamps[changes] + track.stamps[changes - 1])  # halfway between the two labels' frames
     return np.abs(track.stamps[:, None] - at[None, :]).min(axis=1) < margin_s
 
 
