@@ -192,6 +192,8 @@ def run_node(program: str, make_node: Callable[[], Node], args: list[str] | None
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     except (*config_errors, ValueError, ParameterException, NameValidationException) as exc:
+        if signals.received:  # Ctrl-C during start-up: declaring a parameter then fails on the shut-down context
+            return
         # a bad parameter or an unreadable file: say which, in one line and without a traceback (exit status 1)
         raise SystemExit(f"{program}: {one_line(exc)}") from None
     except Exception:
