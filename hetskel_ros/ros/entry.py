@@ -15,9 +15,12 @@ from types import FrameType
 from typing import Any
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+_stop_requested = False
 
 
 def _exit_quietly(_signum: int, _frame: FrameType | None) -> None:
+    global _stop_requested
+    _stop_requested = True
     for sig in STOP_SIGNALS:
         signal.signal(sig, signal.SIG_IGN)  # the exit itself is not interrupted again
     raise SystemExit(0)
@@ -27,7 +30,14 @@ def run_main(module: str) -> Any:
     """Import ``module`` with Ctrl-C meaning "exit 0", then run its ``main()`` (which installs its own handling)."""
     for sig in STOP_SIGNALS:
         signal.signal(sig, _exit_quietly)
-    return importlib.import_module(module).main()
+    try:
+        main = importlib.import_module(module).main
+    except Exception:
+        # the SystemExit raised inside a C extension's initialisation (rclpy's) comes out as an ImportError
+        if _stop_requested:
+            raise SystemExit(0) from None
+        raise
+    return main()
 
 
 # the console scripts of setup.py (each calls one of these with no arguments)

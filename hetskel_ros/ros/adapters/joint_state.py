@@ -199,12 +199,13 @@ class RobotDescriptionListener:
         converter.urdf_source = f"topic {self.topic}"
 
     def _on_description(self, msg: Any) -> None:
-        self.received += 1
         try:
             self.converter.set_urdf(msg.data, source=f"topic {self.topic}")
         except UrdfError as exc:
             self.node.get_logger().error(f"{exc}; JointState messages are dropped until a usable URDF arrives")
             return
+        finally:
+            self.received += 1  # counted once handled, so a reader of the count sees the URDF's effect too
         kinematics = self.converter.kinematics
         if kinematics is not None:
             self.node.get_logger().info(
