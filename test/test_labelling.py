@@ -32,10 +32,26 @@ def test_an_action_ends_below_the_release_threshold_and_a_still_person_is_idle()
     assert [o.ended for o in out] == ["", "wave", "", "wave"]  # however the head scores a still pose
 
 
-def test_window_motion_is_the_recent_joint_speed():
-    x = np.zeros((32, 3, 3), np.float32)
-    x[:, 0, 0] = np.arange(32) * 0.1  # one joint of three moves 0.1 per frame
-    present = np.ones((32, 3), bool)
-    assert np.isclose(window_motion(x, present, fps=15.0), 0.1 * 15.0 / 3)
-    present[:, 0] = False
+def test_window_motion_is_the_recent_speed_of_the_fastest_joints():
+    x = np.zeros((32, 10, 3), np.float32)
+    x[:, :, 0] = np.arange(32)[:, None] * 0.1  # every joint moves 0.1 per frame
+    present = np.ones((32, 10), bool)
+    assert np.isclose(window_motion(x, present, fps=15.0), 0.1 * 15.0)
+    x[:, 2:] = 0.0  # two joints of ten move (a forearm): the fastest joints still do
+    assert np.isclose(window_motion(x, present, fps=15.0), 0.1 * 15.0)
+    present[:, :2] = False  # ... and they are never seen: a joint that is not there does not move
     assert window_motion(x, present, fps=15.0) == 0.0
+
+
+def test_a_still_persons_sensor_jitter_is_not_motion_but_a_slow_gesture_is():
+    """2 mm of jitter at each frame (a Kinect on a person standing still; 0.004 torso lengths) reads several times
+    slower than one arm raised over two seconds, so ``idle_motion`` can tell a still person from a gesture."""
+    rng = np.random.default_rng(0)
+    still = rng.normal(0.0, 0.004, (32, 30, 3))
+    raising = still.copy()
+    arm = [7, 8, 9, 21, 22]  # five joints of 30 rise up to about a torso length in 2.1 s
+    raising[:, arm, 1] += np.linspace(0.0, 1.0, 32)[:, None] * np.array([0.5, 1.0, 1.1, 1.2, 1.1])
+    present = np.ones((32, 30), bool)
+    jitter, gesture = window_motion(still, present, fps=15.0), window_motion(raising, present, fps=15.0)
+    assert jitter < 0.07 and gesture > 0.4
+    assert window_motion(still, present, fps=15.0, step_s=1 / 15) > 2 * jitter  # frame to frame it would not be

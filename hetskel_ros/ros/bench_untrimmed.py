@@ -38,10 +38,11 @@ BAGS = {
 }
 SETTINGS = {
     "shipped_config": {},
+    "idle_motion_off": {"idle_motion": 0.0},
     "stride_0.25_fill_0.25": {"window_stride_s": 0.25, "min_window_fill": 0.25},
-    "stride_0.25_fill_0.25_idle_0.3": {"window_stride_s": 0.25, "min_window_fill": 0.25, "idle_motion": 0.3},
-    "stride_0.25_fill_0.25_idle_0.3_restart": {"window_stride_s": 0.25, "min_window_fill": 0.25, "idle_motion": 0.3,
-                                               "restart_on_change": True},
+    "stride_0.25_fill_0.25_threshold_0.6": {"window_stride_s": 0.25, "min_window_fill": 0.25, "threshold": 0.6,
+                                            "release_threshold": 0.4},
+    "stride_0.25_fill_0.25_restart": {"window_stride_s": 0.25, "min_window_fill": 0.25, "restart_on_change": True},
     "stride_0.25_fill_0.25_smoothing_0.25": {"window_stride_s": 0.25, "min_window_fill": 0.25, "smoothing": 0.25},
 }
 TARGETS = {"frame_accuracy": ">= 0.75 and >= idle_baseline + 0.20", "precision": ">= 0.70 per action",

@@ -30,6 +30,9 @@ UNKNOWN = "unknown"
 GONE = "gone"  # the person left (its track was freed): the last message of a labelled person, never "idle"
 BACKGROUND_LABELS = frozenset({IDLE, UNKNOWN, GONE})
 MOTION_TAIL_S = 1.0  # the part of a window (its newest second) whose joint speed decides "idle"
+MOTION_STEP_S = 0.2  # joint speed is measured over steps this long: a sensor's frame-to-frame jitter (a few mm,
+# in random directions) adds up over single frames but cancels over a fifth of a second, while a movement adds up
+MOTION_JOINTS = 90  # percentile over joints: the fastest joints (as hetskel_ros.topology.standing measures)
 
 
 class LabelSettings(Protocol):
@@ -38,19 +41,25 @@ class LabelSettings(Protocol):
     idle_motion: float
 
 
-def window_motion(x: np.ndarray, present: np.ndarray, fps: float, tail_s: float = MOTION_TAIL_S) -> float:
-    """Mean joint speed over the window's newest ``tail_s`` (normalised units per second; nan with too few frames).
+def window_motion(x: np.ndarray, present: np.ndarray, fps: float, tail_s: float = MOTION_TAIL_S,
+                  step_s: float = MOTION_STEP_S) -> float:
+    """Speed of the fastest joints over the window's newest ``tail_s`` (normalised units per second; nan with too
+    few frames): each joint's mean speed over displacements of ``step_s`` (see MOTION_STEP_S: a still person's
+    sensor jitter is not motion), then their MOTION_JOINTS percentile, so one waving hand is motion.
 
     ``x`` (T, J, C) is the normalised window (unit torso length), ``present`` (T, J) its mask. Only joints present
-    in both frames of a step count, so a joint that drops out is not a movement.
+    at both ends of a step count, so a joint that drops out is not a movement.
     """
     frames = max(2, min(len(x), round(tail_s * fps) + 1))
+    lag = max(1, min(frames - 1, round(step_s * fps)))
     tail, seen = np.asarray(x[-frames:], np.float64), np.asarray(present[-frames:], bool)
-    both = seen[1:] & seen[:-1]
-    if not both.any():
+    both = seen[lag:] & seen[:-lag]
+    counted = both.sum(axis=0)
+    if not counted.any():
         return math.nan
-    steps = np.linalg.norm(np.diff(tail, axis=0), axis=-1)
-    return float(steps[both].mean() * fps)
+    steps = np.linalg.norm(tail[lag:] - tail[:-lag], axis=-1) * both
+    per_joint = steps.sum(axis=0)[counted > 0] / counted[counted > 0]
+    return float(np.percentile(per_joint, MOTION_JOINTS) * fps / lag)
 
 
 @dataclass

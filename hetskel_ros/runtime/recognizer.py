@@ -89,7 +89,8 @@ class RecognizerConfig:
     min_window_fill: float = 0.5  # fraction of a window span a new track needs before its first window (0.25: earlier)
     threshold: float = 0.5  # smoothed top score needed to start an action (below it: "unknown")
     release_threshold: float = 0.35  # an action goes on while its smoothed score stays >= this (hysteresis)
-    idle_motion: float = 0.0  # joint speed (torso lengths/s) below which a person is "idle" (0: never)
+    idle_motion: float = 0.1  # fastest joints' speed (torso lengths/s, labelling.window_motion) below which a
+    # person is "idle" (0: never)
     top_k: int = 3
     smoothing: float = 0.5  # EMA weight of the past windows (0: every window alone)
     restart_on_change: bool = False  # a window confident (>= threshold) in another top-1 restarts the EMA from it
