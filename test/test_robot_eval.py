@@ -116,7 +116,9 @@ def test_the_robot_views_a_head_learns_from_are_what_the_joint_state_input_sees(
                            "sample holds only the held-out style")
 def test_robot_head_refits_the_head_outside_the_graph_with_a_bone_template(tmp_path):
     """training.robot_head: the encoder's graph is kept byte for byte, the head (head.npz) learns from the mocap's
-    training clips and robot views of them, and the bundle gets the bone template the node then applies."""
+    training clips and robot views of them, and the bundle gets the bone template the node then applies. With
+    ``--windows --idle-sets`` (measured, not shipped: models/README.md) it learns from every window the node cuts,
+    plus an idle class from real standing phases."""
     from training import robot_head
 
     out = tmp_path / "robots.hetskel"
@@ -127,3 +129,12 @@ def test_robot_head_refits_the_head_outside_the_graph_with_a_bone_template(tmp_p
     assert refit.head is not None and refit.head.info["robot_views"] == len(base.label_names)
     assert refit.normalization.get("bone_lengths")
     assert refit.provenance["robot_head"]["robots"] == ["unitree_g1"]
+
+    windowed = tmp_path / "windows.hetskel"
+    assert robot_head.main(["--bundle", str(default_bundle_path()), "--out", str(windowed), "--robots", "unitree_g1",
+                            "--robot-clips", "1", "--cache", str(tmp_path / "cache"), "--windows",
+                            "--idle-sets", "utd_mhad", "--idle-per-set", "40"]) == 0
+    taught = load_bundle(windowed)
+    assert taught.onnx == base.onnx and taught.label_names == [*base.label_names, "idle"]
+    assert taught.head.info["windows"] and taught.head.info["robot_views"] > len(base.label_names)
+    assert taught.head.info["idle_rows"] > 0

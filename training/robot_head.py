@@ -12,6 +12,15 @@ byte for byte, so TensorRT engines stay valid), on:
 - robot views of ``--robot-clips`` training clips per action for each of ``--robots``: retargeted onto the URDF and
   put through forward kinematics as the joint_state input does (training.union.robot_views).
 
+``--windows`` fits on every window the node cuts from those clips instead of one mean per clip, the first window
+already once ``--min-fill`` of a window span has passed (0.24 of 2.1 s: half a second of motion, padded before it as
+a young track's window is; robot views alike). The node labels single windows, and in a
+stream most of them straddle a change of action, so the head learns from what it will be shown, early windows
+included. ``--idle-sets`` adds an ``idle``
+class to the head, from windows of real standing phases of those sets' training clips (training.calibrate), never
+from the bag generator's gaps. Refit a calibration after this (python -m training.calibrate): its labels are the
+head's.
+
 A bundle without a bone-length template first gets one, the median bone lengths of the mocap's training split
 (hetskel_ros.topology.normalize): a robot's limbs are short for its torso, and the node applies the bundle's
 normalisation exactly as this fit does. A logistic regression on unit-length features (the head's contract).
@@ -29,11 +38,14 @@ from pathlib import Path
 import numpy as np
 
 from hetskel_ros.model.bundle import load_bundle, save_bundle
+from hetskel_ros.model.calibration import IDLE
+from hetskel_ros.model.features import FeatureExtractor
 from hetskel_ros.model.fewshot import unit_logistic
 from hetskel_ros.model.head import LinearHead
 from hetskel_ros.runtime.features import open_extractor
 from hetskel_ros.topology import load_topology, load_unified
 from hetskel_ros.topology.normalize import Normalization, template_lengths
+from training.calibrate import idle_features
 from training.datasets import load_dataset, relative
 from training.union import MOCAP, robot_views
 
@@ -47,6 +59,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--robots", nargs="+", default=["unitree_g1", "talos"])
     p.add_argument("--robot-clips", type=int, default=16, help="training clips per action and robot")
     p.add_argument("--cache", type=Path, default=Path("runs/robot_views"), help="retargeted joint values")
+    p.add_argument("--windows", action="store_true", help="fit on every window the node cuts, not clip means")
+    p.add_argument("--min-fill", type=float, default=0.24, help="with --windows: a young clip's first window")
+    p.add_argument("--idle-sets", default="", help="data sets whose standing phases give an idle class")
+    p.add_argument("--idle-per-set", type=int, default=300, help="training clips per set searched for standing")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(sys.argv[1:] if argv is None else argv)
     began = time.monotonic()
@@ -64,22 +80,42 @@ def main(argv: list[str] | None = None) -> int:
         normalization = Normalization(True, tuple(float(v) for v in template)).to_dict(skeleton)
     bundle = replace(base, normalization=normalization)
     extractor = open_extractor(bundle, threads=1)
-    human = extractor.sequence_set_features(data, loaded.train)
-    views, view_labels = robot_views(extractor, loaded, args.robots, args.robot_clips, args.seed, args.cache)
-    order = np.array([list(base.label_names).index(n) for n in data.label_names])  # mocap label -> bundle row
+    labels = [n for n in base.label_names if n != IDLE]
+    order = np.array([labels.index(n) for n in data.label_names])  # mocap label -> head row
+    if args.windows:  # the node's windows of each clip, from its first half second on
+        extractor = FeatureExtractor(bundle.config, extractor.normalization, extractor.infer,
+                                     stride_s=extractor.stride_s, min_fill=args.min_fill)
+        clips = extractor.sequence_set_features(data, loaded.train, per_window=True)
+        human = np.concatenate([c.features for c in clips])
+        human_labels = np.concatenate([np.full(len(c.features), data.labels[i])
+                                       for c, i in zip(clips, loaded.train, strict=True)])
+    else:
+        human, human_labels = extractor.sequence_set_features(data, loaded.train), data.labels[loaded.train]
+    views, view_labels = robot_views(extractor, loaded, args.robots, args.robot_clips, args.seed, args.cache,
+                                     per_window=args.windows)
     x = np.concatenate([human, np.stack(views)]) if views else human
-    y = order[np.concatenate([data.labels[loaded.train], view_labels])]
-    weight, bias = unit_logistic(x, y, len(base.label_names), c=LOGISTIC_C, max_iter=4000, absent_bias=-1e3)
+    y = order[np.concatenate([human_labels, view_labels]).astype(np.int64)]
+    idle_sets = [s for s in args.idle_sets.split(",") if s]
+    if idle_sets:
+        idle = idle_features(extractor, idle_sets, args.idle_per_set, extractor.span, np.random.default_rng(args.seed))
+        labels.append(IDLE)
+        x, y = np.concatenate([x, idle]), np.concatenate([y, np.full(len(idle), len(labels) - 1)])
+    weight, bias = unit_logistic(x, y, len(labels), c=LOGISTIC_C, max_iter=4000, absent_bias=-1e3)
     head = LinearHead(weight, bias, {"kind": "logistic", "C": LOGISTIC_C})
-    head.info.update({"human_clips": len(human), "robot_views": len(views), "robots": args.robots})
+    head.info.update({"human_clips": len(loaded.train), "human_rows": len(human), "robot_views": len(views),
+                      "robots": args.robots, "windows": args.windows, "idle_rows": int((y == labels.index(IDLE)).sum())
+                      if IDLE in labels else 0})
     record = {"command": "python -m training.robot_head " + " ".join(sys.argv[1:] if argv is None else argv),
               "base": relative(args.bundle), "robots": args.robots, "robot_clips_per_action": args.robot_clips,
-              "human_clips": len(human), "robot_views": len(views),
+              "human_clips": len(loaded.train), "robot_views": len(views), "windows": args.windows,
+              "min_fill": args.min_fill if args.windows else None, "idle_sets": idle_sets,
               "bone_template": "kept" if base.normalization.get("bone_lengths") else "mocap training split",
               "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-    out = save_bundle(replace(bundle, head=head, provenance={**base.provenance, "robot_head": record}), args.out)
-    print(f"wrote {relative(out)}: head over {len(base.label_names)} labels from {len(human)} human clips and "
-          f"{len(views)} robot views in {time.monotonic() - began:.0f} s")
+    out = save_bundle(replace(bundle, label_names=labels, head=head, parts={},
+                              provenance={**base.provenance, "robot_head": record}), args.out)
+    print(f"wrote {relative(out)}: head over {len(labels)} labels from {len(human)} human rows "
+          f"({len(loaded.train)} clips), {len(views)} robot views and {head.info['idle_rows']} idle windows in "
+          f"{time.monotonic() - began:.0f} s (a calibration, if the base had one, is not kept: refit it)")
     return 0
 
 

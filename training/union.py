@@ -41,9 +41,10 @@ def node_label(scores: np.ndarray, smoothing: float = NODE_SMOOTHING) -> np.ndar
 
 
 def robot_views(extractor: FeatureExtractor, loaded: LoadedDataset, robots: list[str], per_label: int, seed: int,
-                cache: Path | None) -> tuple[list[np.ndarray], np.ndarray]:
+                cache: Path | None, per_window: bool = False) -> tuple[list[np.ndarray], np.ndarray]:
     """Mean window features of ``per_label`` training clips per action of ``loaded`` on each robot, and their labels
-    (the set's own label indices). Joint values are cached per robot and clip in ``cache`` (IK: about 0.4 s a clip)."""
+    (the set's own label indices); ``per_window``: every window's feature, each with its clip's label. Joint values
+    are cached per robot and clip in ``cache`` (IK: about 0.4 s a clip)."""
     from hetskel_ros.topology import load_robot
     from hetskel_ros.topology.retarget import Retargeter, link_kinematics, robot_skeleton
 
@@ -59,8 +60,10 @@ def robot_views(extractor: FeatureExtractor, loaded: LoadedDataset, robots: list
                                        cache / robot / f"{data.names[i]}.npz" if cache is not None else None)
             rows, _ = extractor.window_rows(robot_skeleton(motion, kinematics).astype(np.float32),
                                             mapping.as_topology().name, data.fps)
-            features.append(extractor.encode(rows)[0].mean(axis=0))
-            labels.append(int(data.labels[i]))
+            encoded = extractor.encode(rows)[0]
+            kept = list(encoded) if per_window else [encoded.mean(axis=0)]
+            features += kept
+            labels += [int(data.labels[i])] * len(kept)
     return features, np.asarray(labels, np.int64)
 
 

@@ -66,7 +66,8 @@ class Calibration:
     provenance: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        names = [n for n in self.labels if n in self.stats] + ([IDLE] if IDLE in self.stats else [])
+        # a head may have an idle class of its own: its prototype is the one idle prototype, not a second one
+        names = [n for n in self.labels if n in self.stats and n != IDLE] + ([IDLE] if IDLE in self.stats else [])
         self._names = names
         self._prototypes = unit(np.stack([self.stats[n].mean for n in names]))
 
