@@ -65,10 +65,11 @@ class StopSignals:
             signal.signal(sig, signal.SIG_IGN)
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
-        if not self.stopping and _inside_import(frame):
+        if not self.stopping and _raising_here_is_lost(frame):
             # a KeyboardInterrupt raised inside an import that native code started (protobuf, MediaPipe) is printed
-            # by that code as a traceback: deliver the signal again once the import has had time to finish
-            threading.Timer(IMPORT_RETRY_S, os.kill, (os.getpid(), signum)).start()
+            # by that code as a traceback, and one raised in a finalizer (__del__) is printed and swallowed: deliver
+            # the signal again once that code has had time to finish
+            threading.Timer(RETRY_S, os.kill, (os.getpid(), signum)).start()
             return
         self.received.append(signum)
         if len(self.received) == 1 and not self.stopping:
@@ -76,13 +77,15 @@ class StopSignals:
             raise KeyboardInterrupt
 
 
-IMPORT_RETRY_S = 0.05
+RETRY_S = 0.05
 
 
-def _inside_import(frame: FrameType | None) -> bool:
-    """Whether the interrupted code is running an import (importlib's frozen bootstrap is on the stack)."""
+def _raising_here_is_lost(frame: FrameType | None) -> bool:
+    """Whether an exception raised in the interrupted code would not reach the node's loop: it runs an import
+    (importlib's frozen bootstrap is on the stack) or a finalizer (a ``__del__``, whose exceptions Python prints as
+    "Exception ignored in" and drops)."""
     while frame is not None:
-        if frame.f_code.co_filename.startswith("<frozen importlib"):
+        if frame.f_code.co_filename.startswith("<frozen importlib") or frame.f_code.co_name == "__del__":
             return True
         frame = frame.f_back
     return False
