@@ -14,12 +14,11 @@ byte for byte, so TensorRT engines stay valid), on:
 
 ``--windows`` fits on every window the node cuts from those clips instead of one mean per clip, the first window
 already once ``--min-fill`` of a window span has passed (0.24 of 2.1 s: half a second of motion, padded before it as
-a young track's window is; robot views alike). The node labels single windows, and in a
-stream most of them straddle a change of action, so the head learns from what it will be shown, early windows
-included. ``--idle-sets`` adds an ``idle``
-class to the head, from windows of real standing phases of those sets' training clips (training.calibrate), never
-from the bag generator's gaps. Refit a calibration after this (python -m training.calibrate): its labels are the
-head's.
+a young track's window is; robot views alike). The node labels single windows, and in a stream most of them straddle
+a change of action, so the head learns from what it will be shown, early windows included. ``--idle-sets`` adds an
+``idle`` class to the head, from windows of real standing phases of those sets' training clips (training.calibrate),
+never from the bag generator's gaps. Refit a calibration after this (python -m training.calibrate): its labels are
+the head's.
 
 A bundle without a bone-length template first gets one, the median bone lengths of the mocap's training split
 (hetskel_ros.topology.normalize): a robot's limbs are short for its torso, and the node applies the bundle's
@@ -96,6 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     x = np.concatenate([human, np.stack(views)]) if views else human
     y = order[np.concatenate([human_labels, view_labels]).astype(np.int64)]
     idle_sets = [s for s in args.idle_sets.split(",") if s]
+    idle = np.zeros((0, x.shape[1]), np.float32)
     if idle_sets:
         idle = idle_features(extractor, idle_sets, args.idle_per_set, extractor.span, np.random.default_rng(args.seed))
         labels.append(IDLE)
@@ -103,8 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     weight, bias = unit_logistic(x, y, len(labels), c=LOGISTIC_C, max_iter=4000, absent_bias=-1e3)
     head = LinearHead(weight, bias, {"kind": "logistic", "C": LOGISTIC_C})
     head.info.update({"human_clips": len(loaded.train), "human_rows": len(human), "robot_views": len(views),
-                      "robots": args.robots, "windows": args.windows, "idle_rows": int((y == labels.index(IDLE)).sum())
-                      if IDLE in labels else 0})
+                      "robots": args.robots, "windows": args.windows, "idle_rows": len(idle)})
     record = {"command": "python -m training.robot_head " + " ".join(sys.argv[1:] if argv is None else argv),
               "base": relative(args.bundle), "robots": args.robots, "robot_clips_per_action": args.robot_clips,
               "human_clips": len(loaded.train), "robot_views": len(views), "windows": args.windows,
