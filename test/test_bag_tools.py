@@ -343,11 +343,14 @@ def test_a_bag_with_nothing_readable_is_one_clear_error(small_bag, tmp_path, cap
 @pytest.mark.skipif(not default_bundle_path().is_file(), reason="models/default.hetskel is not trained yet")
 def test_the_shipped_model_finds_the_actions_in_the_demo_bag(tmp_path):
     """The demo's promise: on held-out people (youthful style) acting at once with idle gaps, the shipped model
-    labels most action frames right and finds the action segments. Measured here (session 8 model, calibrated,
-    idle_motion 0.1): action-frame accuracy 49% (chance 10%), segment mAP 92% / 92% / 59% at tIoU 0.1 / 0.3 / 0.5."""
+    labels many action frames right, finds the action segments, and most labels it gives are right. Measured here
+    (session 8 model, calibrated, idle_motion 0.1, confirm_windows 2): action-frame accuracy 38% (chance 10%; 49%
+    with confirm_windows 1, whose labels start a stride sooner), segment mAP 95% / 90% / 67% at tIoU 0.1 / 0.3 /
+    0.5, 65% of labelled segments right."""
     path, _ = demo_bag(people=3, seed=0, cache=tmp_path / "cache")
     result = evaluate_bag(path, tmp_path / "out", overrides={"backend": "onnxruntime", "device": "cpu", "threads": 1})
     assert result.run["model"] == str(default_bundle_path())
-    assert result.evaluation.frames.action_frame_accuracy >= 0.38
+    assert result.evaluation.frames.action_frame_accuracy >= 0.33
+    assert result.evaluation.to_dict()["events"]["segment_precision"] >= 0.6
     assert result.evaluation.detection.mean_ap[0.1] >= 0.75
     assert result.evaluation.detection.mean_ap[0.5] >= 0.50

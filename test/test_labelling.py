@@ -11,6 +11,7 @@ LABELS = ["wave", "walk"]
 
 
 def run(scores: list[tuple[float, float]], motions: list[float] | None = None, **config: float) -> list:
+    config = {"confirm_windows": 1, **config}  # every confident window counts, unless a test says otherwise
     settings = RecognizerConfig(threshold=0.6, release_threshold=0.4, idle_motion=0.1, **config)
     state = LabelState()
     motions = motions or [1.0] * len(scores)
@@ -30,6 +31,19 @@ def test_an_action_ends_below_the_release_threshold_and_a_still_person_is_idle()
     out = run([(0.7, 0.3), (0.35, 0.3), (0.9, 0.1), (0.9, 0.1)], motions=[1.0, 1.0, 1.0, 0.05])
     assert [o.label for o in out] == ["wave", UNKNOWN, "wave", IDLE]
     assert [o.ended for o in out] == ["", "wave", "", "wave"]  # however the head scores a still pose
+
+
+def test_with_confirm_windows_a_one_window_blip_starts_nothing_and_the_current_action_holds():
+    # wave confident; one window reads walk (a turn's end), wave again; then walk for two windows
+    scores = [(0.9, 0.1), (0.3, 0.7), (0.8, 0.2), (0.2, 0.8), (0.2, 0.8)]
+    out = run(scores, confirm_windows=2)
+    assert [o.label for o in out] == [UNKNOWN, UNKNOWN, UNKNOWN, UNKNOWN, "walk"]  # wave, then walk, never once
+    assert [o.started for o in out] == [False, False, False, False, True]
+    out = run([(0.9, 0.1), (0.9, 0.1), (0.45, 0.55), (0.9, 0.1), (0.4, 0.6), (0.4, 0.6)], confirm_windows=2)
+    assert [o.label for o in out] == [UNKNOWN, "wave", "wave", "wave", "wave", "walk"]  # walk confident twice
+    assert [o.ended for o in out] == ["", "", "", "", "", "wave"]  # while walk waits, wave (>= release) holds
+    assert [o.since for o in out] == [0, 1, 1, 1, 1, 5]
+    assert [o.label for o in run(scores)] == ["wave", "walk", "wave", "walk", "walk"]  # 1: every window counts
 
 
 def test_window_motion_is_the_recent_speed_of_the_fastest_joints():

@@ -22,9 +22,26 @@ from hetskel_ros.model.bundle import load_bundle
 from hetskel_ros.runtime.features import open_extractor
 from training.actions import merged_vocabulary
 from training.datasets import load_dataset
+from training.train import batch_indices
 
 REPO = Path(__file__).resolve().parent.parent
 SETS = ["bandai", "nw_ucla", "utd_mhad", "penn_action"]
+
+
+def test_batches_by_data_set_come_from_one_set_each_drawn_with_its_share():
+    groups = np.repeat([0, 1, 2], [300, 100, 50])  # three sets' clips
+    sizes = np.bincount(groups)
+    weights = sizes[groups] ** (0.5 - 1.0)  # square-root balancing, as load_union computes it
+    weights = weights / weights.sum()
+    drawn = []
+    for step in range(600):
+        idx = batch_indices(step, 10, len(groups), 32, seed=0, weights=weights, groups=groups)
+        assert len(set(groups[idx])) == 1 and len(set(idx)) == 32  # one set, no clip twice
+        drawn.append(groups[idx[0]])
+    share = np.bincount(drawn) / len(drawn)
+    assert np.allclose(share, np.sqrt(sizes) / np.sqrt(sizes).sum(), atol=0.05)
+    assert np.array_equal(batch_indices(7, 10, len(groups), 32, 0, weights, groups),
+                          batch_indices(7, 10, len(groups), 32, 0, weights, groups))  # resumable: (seed, step)
 
 
 def test_the_merged_vocabulary_joins_only_the_same_actions(tmp_path):

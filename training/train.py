@@ -59,6 +59,7 @@ class TrainConfig:
     # splits are never read here). Empty: the single set of `data` with train_styles/test_styles.
     datasets: list[str] = field(default_factory=list)
     sampling_alpha: float = 0.5  # a batch draws data set d with probability n_d^alpha / sum (1: by size, 0: equal)
+    batch_by_dataset: bool = False  # every batch from one data set (drawn with that share): batch_indices
     bone_lengths: str = "template"  # "template": 3D rescaled to the training median bone lengths; "measured": not
     sample_data: bool = False  # read the shipped samples even where the full sets exist (CI smoke runs)
     # The deployed head (training/union.py) also learns from these robots' views of the mocap's training clips
@@ -206,11 +207,22 @@ def lr_at(step: int, total: int, cfg: TrainConfig) -> float:
 
 
 def batch_indices(step: int, steps_per_epoch: int, n: int, batch: int, seed: int,
-                  weights: np.ndarray | None = None) -> np.ndarray:
+                  weights: np.ndarray | None = None, groups: np.ndarray | None = None) -> np.ndarray:
     """The clips of step `step`, a pure function of (seed, step): epoch-wise permutations, or with per-clip
-    ``weights`` a weighted draw without replacement."""
+    ``weights`` a weighted draw without replacement.
+
+    With ``groups`` (a data set index per clip) the step first draws one data set with its share of ``weights``,
+    then the batch from that set alone. Why: in a mixed batch the variance hinge (eq. 12) is met by the differences
+    between data sets (sensor, frame, action repertoire), so nothing pushes the features apart within one set, which
+    is what a per-set linear probe needs."""
     if weights is not None:
-        return np.random.default_rng([seed, step, 2]).choice(n, size=min(batch, n), replace=False, p=weights)
+        rng = np.random.default_rng([seed, step, 2])
+        if groups is None:
+            return rng.choice(n, size=min(batch, n), replace=False, p=weights)
+        shares = np.bincount(groups, weights=weights)
+        members = np.flatnonzero(groups == rng.choice(len(shares), p=shares / shares.sum()))
+        return rng.choice(members, size=min(batch, len(members)), replace=False, p=weights[members] /
+                          weights[members].sum())
     epoch, within = divmod(step, steps_per_epoch)
     order = np.random.default_rng([seed, epoch]).permutation(n)
     return order[within * batch: (within + 1) * batch]
@@ -309,6 +321,9 @@ def pretrain(cfg: TrainConfig, run_dir: Path, data: Data | None = None, progress
     steps_per_epoch = max(1, len(data.train) // batch)
     total = cfg.steps or max(1, round(cfg.epochs * steps_per_epoch))
 
+    groups = None
+    if cfg.batch_by_dataset and data.weights is not None:
+        groups = np.unique([c.dataset for c in data.train], return_inverse=True)[1]
     checkpoint = run_dir / "checkpoint.pt"
     start = load_checkpoint(checkpoint, objective, optimizer, where.device)
     trainer = wrap(objective, where)
@@ -326,7 +341,7 @@ def pretrain(cfg: TrainConfig, run_dir: Path, data: Data | None = None, progress
         torch.manual_seed(cfg.seed * 1_000_003 + step)
         rng = np.random.default_rng([cfg.seed, step, 1, where.rank])
         idx = batch_indices(step, steps_per_epoch, len(data.train), batch, cfg.seed,
-                            data.weights)[where.rank::where.world]
+                            data.weights, groups)[where.rank::where.world]
         tensors = batch_tensors(maker.training_batch([data.train[i] for i in idx], rng, topology_index))
         tensors = {k: v.to(where.device, non_blocking=True) for k, v in tensors.items()}
         for group in optimizer.param_groups:

@@ -38,12 +38,11 @@ BAGS = {
 }
 SETTINGS = {
     "shipped_config": {},
+    "confirm_windows_1": {"confirm_windows": 1},  # the session 8 default: every confident window starts an action
     "idle_motion_off": {"idle_motion": 0.0},
+    "smoothing_0": {"smoothing": 0.0},
     "stride_0.25_fill_0.25": {"window_stride_s": 0.25, "min_window_fill": 0.25},
-    "stride_0.25_fill_0.25_threshold_0.6": {"window_stride_s": 0.25, "min_window_fill": 0.25, "threshold": 0.6,
-                                            "release_threshold": 0.4},
-    "stride_0.25_fill_0.25_restart": {"window_stride_s": 0.25, "min_window_fill": 0.25, "restart_on_change": True},
-    "stride_0.25_fill_0.25_smoothing_0.25": {"window_stride_s": 0.25, "min_window_fill": 0.25, "smoothing": 0.25},
+    "stride_0.25_fill_0.25_confirm_3": {"window_stride_s": 0.25, "min_window_fill": 0.25, "confirm_windows": 3},
 }
 TARGETS = {"frame_accuracy": ">= 0.75 and >= idle_baseline + 0.20", "precision": ">= 0.70 per action",
            "false_on_idle_per_person_minute": "<= 1", "segment_map@0.5": ">= 0.75", "onset_median_s": "<= 0.6",
