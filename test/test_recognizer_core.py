@@ -163,7 +163,7 @@ def test_smoothing_top_k_and_unknown(bundle, backend, unified_clips):
         assert s.score == pytest.approx(expected.max(), abs=1e-6)
         assert s.label == UNKNOWN  # threshold 1.0: never sure enough
         assert s.hypotheses[0].label == bundle.label_names[s.hypotheses[0].class_id]
-    labelled = feed(make(bundle, backend, threshold=0.0), stream)
+    labelled = feed(make(bundle, backend, threshold=0.0, confirm_windows=1), stream)
     assert all(d.label == d.hypotheses[0].label for d in labelled)
 
 
@@ -291,7 +291,7 @@ def test_one_absurd_joint_is_out_of_range_and_never_poisons_the_track(bundle, ba
     stream = observations(unified_clips[9])
     hand = load_unified().index("left_wrist")
     stream[40] = _with_joint(stream[40], hand, 1e30)
-    recognizer = make(bundle, backend, threshold=0.0)
+    recognizer = make(bundle, backend, threshold=0.0, confirm_windows=1)
     decisions = feed(recognizer, stream)
     assert dict(recognizer.counters["mocap"].drops) == {"out_of_range": 1}
     assert len(decisions) >= 5 and all(np.isfinite(d.score) and d.label != UNKNOWN for d in decisions)

@@ -76,7 +76,9 @@ def test_a_bag_with_csv_labels_becomes_a_bundle_with_the_same_encoder(recording,
     # the node's own pipeline, offline, on the same bag: the taught actions are what it says
     result = run_offline(read_bag(out / "bag"), overrides={"model": str(out / "t.hetskel"), "backend": "onnxruntime"})
     said = Counter(p.label for p in result.predictions)
-    assert sum(said[label] for label in TAUGHT) >= 0.4 * sum(said.values()), said
+    assert all(said[label] >= 2 for label in TAUGHT), said  # each taught action is recognised
+    # the rest is idle gaps and unknown; a new action waits for confirm_windows (2) confident windows
+    assert sum(said[label] for label in TAUGHT) >= 0.3 * sum(said.values()), said
 
 
 @pytest.mark.parametrize(("extra", "wanted"), [
