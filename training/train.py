@@ -212,9 +212,9 @@ def batch_indices(step: int, steps_per_epoch: int, n: int, batch: int, seed: int
     ``weights`` a weighted draw without replacement.
 
     With ``groups`` (a data set index per clip) the step first draws one data set with its share of ``weights``,
-    then the batch from that set alone. Why: in a mixed batch the variance hinge (eq. 12) is met by the differences
-    between data sets (sensor, frame, action repertoire), so nothing pushes the features apart within one set, which
-    is what a per-set linear probe needs."""
+    then the batch from that set alone. The idea: in a mixed batch the variance hinge (eq. 12) can be met by the
+    differences between data sets, leaving one set's actions close together. Measured (session 9, models/README.md),
+    it lowers UTD-MHAD by 8 points against mixed batches, so ``batch_by_dataset`` is off by default."""
     if weights is not None:
         rng = np.random.default_rng([seed, step, 2])
         if groups is None:

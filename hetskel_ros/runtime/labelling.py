@@ -12,11 +12,11 @@ A behaviour tree must be able to trust a label: it means the person really does 
   its smoothed score stays >= ``release_threshold`` (at most ``threshold``; hysteresis: a score wobbling around
   ``threshold`` does not make the label flicker), and ends when it falls below that, when another action starts,
   or when the person stands still.
-- ``confirm_windows`` (1: at once): a new action starts only once it has been the confident candidate in that many
-  consecutive windows. Until then the current label holds (an action while its score stays >= the release threshold,
-  else ``unknown``). Why: on the mocap's untrimmed bag 23 of 56 false action runs last a single window (a wave's
-  lowered arm read as a raise, the end of a turn read as a walk), against 5 of 45 correct runs; a second window
-  costs one stride of onset.
+- ``confirm_windows`` (the node's default 2; 1: at once): a new action starts only once it has been the confident
+  candidate in that many consecutive windows. Until then the current label holds (an action while its score stays
+  >= the release threshold, else ``unknown``). Why: on the mocap's untrimmed bag 23 of 56 false action runs last a
+  single window (a wave's lowered arm read as a raise, the end of a turn read as a walk), against 5 of 45 correct
+  runs; a second window costs one stride of onset.
 
 Each decision says what started (``started``: the label is an action that began with this window) and what ended
 (``ended``: the action that ended with it), and since when the current label holds (``since``, a window stamp).
