@@ -82,8 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     labels = [n for n in base.label_names if n != IDLE]
     order = np.array([labels.index(n) for n in data.label_names])  # mocap label -> head row
     if args.windows:  # the node's windows of each clip, from its first half second on
-        extractor = FeatureExtractor(bundle.config, extractor.normalization, extractor.infer,
-                                     stride_s=extractor.stride_s, min_fill=args.min_fill)
+        extractor = FeatureExtractor.from_bundle(bundle, extractor.infer, min_fill=args.min_fill)
         clips = extractor.sequence_set_features(data, loaded.train, per_window=True)
         human = np.concatenate([c.features for c in clips])
         human_labels = np.concatenate([np.full(len(c.features), data.labels[i])
