@@ -69,3 +69,28 @@ class LinearHead:
     def from_bytes(cls, data: bytes, info: dict | None = None) -> LinearHead:
         with np.load(io.BytesIO(data), allow_pickle=False) as arrays:
             return cls(arrays["weight"], arrays["bias"], dict(info or {}))
+
+
+def blend(first: LinearHead, first_labels: list[str], second: LinearHead, second_labels: list[str],
+          first_weight: float) -> LinearHead:
+    """One linear head whose logits are ``w * first + (1 - w) * second``, rows in ``second_labels``' order.
+
+    A weighted product of two experts' probabilities, still one linear map on the unit features, so the node runs
+    it as any head. Labels are matched by name; a label only ``second`` knows (an ``idle`` class) gets its weighted
+    logit alone, which is what was measured (models/README.md, session 9). Every label of ``first`` must be in
+    ``second_labels``: a class the blended head could not say would be lost silently.
+    """
+    if not 0.0 <= first_weight <= 1.0:
+        raise ValueError(f"first_weight must lie in [0, 1], got {first_weight}")
+    if first.feature_dim != second.feature_dim:
+        raise ValueError(f"heads read different features: {first.feature_dim} and {second.feature_dim} values")
+    lost = sorted(set(first_labels) - set(second_labels))
+    if lost:
+        raise ValueError(f"labels {lost} of the first head are not in the second head's {second_labels}")
+    weight, bias = (1.0 - first_weight) * second.weight, (1.0 - first_weight) * second.bias
+    for row, label in enumerate(first_labels):
+        target = second_labels.index(label)
+        weight[target] += first_weight * first.weight[row]
+        bias[target] += first_weight * first.bias[row]
+    return LinearHead(weight, bias, {"kind": "blend", "first_weight": first_weight,
+                                     "first": first.info, "second": second.info})
