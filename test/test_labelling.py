@@ -46,6 +46,19 @@ def test_with_confirm_windows_a_one_window_blip_starts_nothing_and_the_current_a
     assert [o.label for o in run(scores)] == ["wave", "walk", "wave", "walk", "walk"]  # 1: every window counts
 
 
+def test_with_release_windows_a_one_window_dip_ends_nothing_but_a_confirmed_action_replaces_at_once():
+    # wave; one window below the release threshold; wave; one still window; wave; then a lasting fade
+    scores = [(0.9, 0.1), (0.3, 0.3), (0.9, 0.1), (0.9, 0.1), (0.9, 0.1), (0.3, 0.3), (0.3, 0.3)]
+    motions = [1.0, 1.0, 1.0, 0.05, 1.0, 1.0, 1.0]
+    out = run(scores, motions, release_windows=2)
+    assert [o.label for o in out] == ["wave", "wave", "wave", "wave", "wave", "wave", UNKNOWN]  # one segment
+    assert [o.ended for o in out] == ["", "", "", "", "", "", "wave"]  # the second window of the fade ends it
+    assert [o.started for o in out] == [True, False, False, False, False, False, False]
+    assert [o.label for o in run(scores, motions)] == ["wave", UNKNOWN, "wave", IDLE, "wave", UNKNOWN, UNKNOWN]
+    switched = run([(0.9, 0.1), (0.2, 0.8), (0.2, 0.8)], release_windows=3)  # walk is confirmed: no waiting
+    assert [o.label for o in switched] == ["wave", "walk", "walk"] and switched[1].ended == "wave"
+
+
 def test_window_motion_is_the_recent_speed_of_the_fastest_joints():
     x = np.zeros((32, 10, 3), np.float32)
     x[:, :, 0] = np.arange(32)[:, None] * 0.1  # every joint moves 0.1 per frame

@@ -115,13 +115,14 @@ def test_read_only_parameters_are_refused_and_unchanged(live):
     assert node.get_parameter("inputs.live.topic").value == "live/skeletons"
 
 
-def test_threshold_smoothing_top_k_and_confirm_windows_change_live(live):
+def test_threshold_smoothing_top_k_confirm_and_release_windows_change_live(live):
     ros, node, client, _ = live
     frames = mocap_sample().sequences[16]
-    results = client.set(threshold=0.7, smoothing=0.2, top_k=2, confirm_windows=1)
+    results = client.set(threshold=0.7, smoothing=0.2, top_k=2, confirm_windows=1, release_windows=2)
     assert all(r.successful for r in results), [r.reason for r in results]
     config = node.recognizer.config
-    assert (config.threshold, config.smoothing, config.top_k, config.confirm_windows) == (0.7, 0.2, 2, 1)
+    assert (config.threshold, config.smoothing, config.top_k, config.confirm_windows, config.release_windows) == (
+        0.7, 0.2, 2, 1, 2)
     before = len(client.actions)
     client.send(frames, 0, 40)
     ros.wait_for(lambda: len(client.actions) > before, 10.0, "actions after the change")
@@ -134,7 +135,10 @@ def test_threshold_smoothing_top_k_and_confirm_windows_change_live(live):
     assert not bad.successful and node.recognizer.config.top_k == 2
     (bad,) = client.set(confirm_windows=0)
     assert not bad.successful and "confirm_windows" in bad.reason and node.recognizer.config.confirm_windows == 1
-    assert all(r.successful for r in client.set(top_k=3, threshold=0.5, smoothing=0.5, confirm_windows=2))
+    (bad,) = client.set(release_windows=0)
+    assert not bad.successful and "release_windows" in bad.reason and node.recognizer.config.release_windows == 2
+    assert all(r.successful for r in client.set(top_k=3, threshold=0.5, smoothing=0.5, confirm_windows=2,
+                                                release_windows=1))
 
 
 def test_model_swap_keeps_tracks_refuses_a_bad_bundle_and_restores_the_previous(live, other_bundle, tmp_path):

@@ -94,7 +94,7 @@ class RecognizerParameters:
 # Parameters ``ros2 param set`` changes in a running node (RecognizerNode's on-set callback); every other one is
 # declared read-only, so that a set is refused instead of reporting success and changing nothing.
 LIVE_PARAMETERS = ("model", "threshold", "release_threshold", "smoothing", "top_k", "idle_motion", "restart_on_change",
-                   "confirm_windows")
+                   "confirm_windows", "release_windows")
 
 # Declared by rclpy itself, or rclpy's QoS overrides: never unknown.
 ROS_OWN_PARAMETERS = ("use_sim_time", "start_type_description_service")

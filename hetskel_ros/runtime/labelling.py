@@ -17,6 +17,9 @@ A behaviour tree must be able to trust a label: it means the person really does 
   >= the release threshold, else ``unknown``). Why: on the mocap's untrimmed bag 23 of 56 false action runs last a
   single window (a wave's lowered arm read as a raise, the end of a turn read as a walk), against 5 of 45 correct
   runs; a second window costs one stride of onset.
+- ``release_windows`` (default 1: at once): the current action ends only after that many consecutive windows that
+  would end it (score below the release threshold, a still or a rejected window), so a one-window dip does not split
+  a segment in two; a confirmed new action replaces it at once either way.
 
 Each decision says what started (``started``: the label is an action that began with this window) and what ended
 (``ended``: the action that ended with it), and since when the current label holds (``since``, a window stamp).
@@ -45,6 +48,7 @@ class LabelSettings(Protocol):
     release_threshold: float
     idle_motion: float
     confirm_windows: int
+    release_windows: int
 
 
 def window_motion(x: np.ndarray, present: np.ndarray, fps: float, tail_s: float = MOTION_TAIL_S,
@@ -77,6 +81,7 @@ class LabelState:
     since: float = math.nan  # stamp of the first window with that label
     pending: str = ""  # an action confident in the last windows but not yet confirmed (confirm_windows)
     pending_windows: int = 0  # in how many consecutive windows it has been the candidate
+    ending_windows: int = 0  # consecutive windows that would have ended the current action (release_windows)
 
 
 @dataclass(frozen=True)
@@ -109,6 +114,11 @@ def next_label(state: LabelState, smoothed: np.ndarray, labels: list[str], stamp
     known = current in labels  # not after a model swap to a vocabulary without it: the action ends here
     keep = bool(current) and known and not still and not rejected and (candidate == current or (
         not candidate and float(smoothed[labels.index(current)]) >= release))
+    if current and known and not keep and not candidate:  # fading, not replaced by a confirmed action
+        state.ending_windows += 1
+        keep = state.ending_windows < settings.release_windows
+    else:
+        state.ending_windows = 0
     ended = ""
     if current and not keep:
         ended = current

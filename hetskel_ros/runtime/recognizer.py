@@ -96,6 +96,8 @@ class RecognizerConfig:
     restart_on_change: bool = False  # a window confident (>= threshold) in another top-1 restarts the EMA from it
     confirm_windows: int = 2  # consecutive confident windows a new action needs before it starts (labelling;
     # 2 takes false segments on idle people 4x down on the mocap's untrimmed bag for one stride of onset)
+    release_windows: int = 1  # consecutive windows that would end the current action before it ends (labelling;
+    # 1: at once; a confirmed new action still replaces it at once)
     max_tracks: int = 32  # per input: a flood of new ids on one input never locks out the people of another
     track_timeout_s: float = 2.0
     time_jump_s: float = 1.0
@@ -111,6 +113,7 @@ class RecognizerConfig:
             "idle_motion": (self.idle_motion >= 0.0 and math.isfinite(self.idle_motion), ">= 0"),
             "top_k": (self.top_k >= 1, ">= 1"),
             "confirm_windows": (self.confirm_windows >= 1, ">= 1"),
+            "release_windows": (self.release_windows >= 1, ">= 1"),
             "smoothing": (0.0 <= self.smoothing < 1.0, "in [0, 1)"),
             "max_tracks": (self.max_tracks >= 1, ">= 1"),
             "track_timeout_s": (self.track_timeout_s > 0, "> 0"),
