@@ -26,10 +26,13 @@ from hetskel_ros.topology.sequences import full_mocap_path, sample_path
 DATA = share_dir().parent / "shared" / "data"
 # Held-out data of each set (training/configs/datasets.yaml), a bounded number of clips so the bench takes minutes.
 # The mocap: the full set's held-out style where it is beside the checkout (4 clips per action), else the shipped
-# sample (20 clips of that style). Its clips are trimmed tightly (no standing phase): their gaps are held poses.
+# sample (20 clips of that style).
 MOCAP = full_mocap_path() if full_mocap_path().is_file() else sample_path()
 BAGS = {
-    "mocap_youthful": (MOCAP, Selection(style="youthful", per_label=4 if sample_path() != MOCAP else 0)),
+    # the held-out style's clips have no standing phases: its idle gaps are the feminine style's real standing, which
+    # no idle fit reads (training/configs/datasets.yaml: idle_held_out); the sample has neither, so it holds poses
+    "mocap_youthful": (MOCAP, Selection(style="youthful", per_label=4, idle_style="feminine")
+                       if sample_path() != MOCAP else Selection(style="youthful")),
     "nw_ucla_view3": (DATA / "nw-ucla" / "nw_ucla.npz",
                       Selection(per_label=4, group="view", values=("v03",), shared_names="nw_ucla")),
     "utd_mhad_even_subjects": (DATA / "utd-mhad" / "utd_mhad.npz",
@@ -41,6 +44,7 @@ SETTINGS = {
     "confirm_windows_1": {"confirm_windows": 1},  # the session 8 default: every confident window starts an action
     "idle_motion_off": {"idle_motion": 0.0},
     "smoothing_0": {"smoothing": 0.0},
+    "release_windows_2": {"release_windows": 2},  # an action ends after two windows that would end it, not one
     "stride_0.25_fill_0.25": {"window_stride_s": 0.25, "min_window_fill": 0.25},
     "stride_0.25_fill_0.25_confirm_3": {"window_stride_s": 0.25, "min_window_fill": 0.25, "confirm_windows": 3},
 }

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 MIN_PHASE_S = 0.3  # a standing phase shorter than this is not used
+ACTING_MIN_S = 0.5  # a clip is acting throughout when less than this would be left between its standing phases
 STILL_MAX = 0.1  # body heights/s of the fastest joints (90th percentile) a standing frame stays below
 # (measured at the clip ends of UTD-MHAD and the Bandai mocap: 0.04-0.08; waving hands: > 0.5)
 
@@ -30,6 +31,17 @@ def standing_phase(clip: np.ndarray, fps: float, at_end: bool) -> np.ndarray:
     if count < MIN_PHASE_S * fps:
         return clip[:0]
     return clip[len(clip) - count:] if at_end else clip[: count + 1]
+
+
+def acting_span(clip: np.ndarray, fps: float) -> tuple[int, int]:
+    """Frames [start, end) of a clip where its action happens: between its standing phases at the start and end,
+    or the whole clip when less than ACTING_MIN_S would be left. The bag generator's ground truth and the window
+    head's idle examples both cut clips so."""
+    n = len(clip)
+    head, tail = len(standing_phase(clip, fps, False)), len(standing_phase(clip, fps, True))
+    if n - head - tail < ACTING_MIN_S * fps:
+        return 0, n
+    return head, n - tail
 
 
 def standing_pool(clips: list[np.ndarray], fps: float) -> list[np.ndarray]:

@@ -33,6 +33,8 @@ class Selection:
     group: str = ""  # a grouping of the file ("view", "subject", ...) to filter by, with ...
     values: tuple[str, ...] = ()  # ... the values kept (a set's held-out side, e.g. view v03)
     shared_names: str = ""  # a data set of config/actions.yaml: its labels renamed to the shared vocabulary
+    idle_style: str = ""  # idle gaps borrow the standing phases of this style's clips, not the selected clips'
+    # (the mocap's held-out style has none; a style whose standing phases no idle fit reads keeps the test fair)
 
 
 def shared_label_names(dataset: str, label_names: tuple[str, ...], path: Path | None = None) -> tuple[str, ...]:
@@ -105,7 +107,8 @@ def build_stream(source: str | Path, selection: Selection | None = None,
     indices = select(data, selection, source)
     if selection.shared_names:
         data = replace(data, label_names=shared_label_names(selection.shared_names, tuple(data.label_names)))
-    return compose_stream(data, topology, options, load_confidence(source, data), indices)
+    idle_clips = select(data, Selection(style=selection.idle_style), source) if selection.idle_style else None
+    return compose_stream(data, topology, options, load_confidence(source, data), indices, idle_clips)
 
 
 def make_bag(source: str | Path, output: str | Path, selection: Selection | None = None,

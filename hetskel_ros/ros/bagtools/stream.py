@@ -26,12 +26,11 @@ import numpy as np
 from hetskel_ros.runtime.detection_metrics import BACKGROUND
 from hetskel_ros.topology import Topology
 from hetskel_ros.topology.sequences import SequenceSet
-from hetskel_ros.topology.standing import ping_pong, standing_phase, standing_pool
+from hetskel_ros.topology.standing import acting_span, ping_pong, standing_phase, standing_pool
 
 BLEND_S = 0.5  # the move from one clip's last pose to the next one's first pose, inside an idle gap
 IDLE_KINDS = ("real", "hold")
 CLIP_STANDING = ("idle", "action")  # what a clip's own standing phases at its start and end are labelled
-ACTING_MIN_S = 0.5  # a clip keeps its label throughout when less than this would be left between its standing phases
 
 
 @dataclass(frozen=True)
@@ -105,10 +104,8 @@ def clip_labels(clip: np.ndarray, fps: float, label: str, standing_idle: bool = 
     n = len(clip)
     if not standing_idle:
         return [label] * n
-    head, tail = len(standing_phase(clip, fps, False)), len(standing_phase(clip, fps, True))
-    if n - head - tail < ACTING_MIN_S * fps:
-        return [label] * n
-    return [BACKGROUND] * head + [label] * (n - head - tail) + [BACKGROUND] * tail
+    start, end = acting_span(clip, fps)
+    return [BACKGROUND] * start + [label] * (end - start) + [BACKGROUND] * (n - end)
 
 
 def ground_axes(topology: Topology) -> list[int]:
@@ -287,8 +284,10 @@ class _PersonBuilder:
 
 
 def compose_stream(data: SequenceSet, topology: Topology, options: StreamOptions | None = None,
-                   confidence: list[np.ndarray] | None = None, indices: list[int] | None = None) -> Stream:
-    """An untrimmed stream of ``options.people`` people performing the clips ``indices`` (default: all)."""
+                   confidence: list[np.ndarray] | None = None, indices: list[int] | None = None,
+                   idle_clips: list[int] | None = None) -> Stream:
+    """An untrimmed stream of ``options.people`` people performing the clips ``indices`` (default: all); a clip
+    without a standing phase of its own borrows one of the clips ``idle_clips`` (default: the performed ones)."""
     options = options or StreamOptions()
     indices = list(range(len(data))) if indices is None else [int(i) for i in indices]
     if not indices:
@@ -302,7 +301,9 @@ def compose_stream(data: SequenceSet, topology: Topology, options: StreamOptions
     axes = ground_axes(topology)
     clips = [np.asarray(data.sequences[i], np.float32)[..., :dims] for i in indices]
     shares = assign_clips([len(c) for c in clips], options.people, rng)
-    pool = standing_pool(clips, data.fps) if options.idle == "real" else None
+    donors = clips if idle_clips is None else [np.asarray(data.sequences[i], np.float32)[..., :dims]
+                                               for i in idle_clips]
+    pool = standing_pool(donors, data.fps) if options.idle == "real" else None
     builders = []
     for person, share in enumerate(shares):
         offset = np.zeros(dims, np.float32)
