@@ -117,24 +117,36 @@ def test_the_robot_views_a_head_learns_from_are_what_the_joint_state_input_sees(
 def test_robot_head_refits_the_head_outside_the_graph_with_a_bone_template(tmp_path):
     """training.robot_head: the encoder's graph is kept byte for byte, the head (head.npz) learns from the mocap's
     training clips and robot views of them, and the bundle gets the bone template the node then applies. With
-    ``--windows --idle-sets`` (measured, not shipped: models/README.md) it learns from every window the node cuts,
-    plus an idle class from real standing phases."""
+    ``--windows --idle-sets`` it learns from every window the node cuts, plus an idle class from real standing
+    phases, and ``--blend`` averages that head with the clip head (the shipped default's command: models/README.md)."""
     from training import robot_head
+    from training.datasets import load_dataset
 
+    base = load_bundle(default_bundle_path())
+    actions = [n for n in base.label_names if n != "idle"]
     out = tmp_path / "robots.hetskel"
     assert robot_head.main(["--bundle", str(default_bundle_path()), "--out", str(out), "--robots", "unitree_g1",
                             "--robot-clips", "1", "--cache", str(tmp_path / "cache")]) == 0
-    base, refit = load_bundle(default_bundle_path()), load_bundle(out)
-    assert refit.onnx == base.onnx and refit.label_names == base.label_names
-    assert refit.head is not None and refit.head.info["robot_views"] == len(base.label_names)
+    refit = load_bundle(out)
+    assert refit.onnx == base.onnx and refit.label_names == actions
+    assert refit.head is not None and refit.head.info["robot_views"] == len(actions)
     assert refit.normalization.get("bone_lengths")
     assert refit.provenance["robot_head"]["robots"] == ["unitree_g1"]
 
-    windowed = tmp_path / "windows.hetskel"
-    assert robot_head.main(["--bundle", str(default_bundle_path()), "--out", str(windowed), "--robots", "unitree_g1",
+    blended = tmp_path / "blend.hetskel"
+    assert robot_head.main(["--bundle", str(default_bundle_path()), "--out", str(blended), "--robots", "unitree_g1",
                             "--robot-clips", "1", "--cache", str(tmp_path / "cache"), "--windows",
-                            "--idle-sets", "utd_mhad", "--idle-per-set", "40"]) == 0
-    taught = load_bundle(windowed)
-    assert taught.onnx == base.onnx and taught.label_names == [*base.label_names, "idle"]
-    assert taught.head.info["windows"] and taught.head.info["robot_views"] > len(base.label_names)
-    assert taught.head.info["idle_rows"] > 0
+                            "--idle-sets", "utd_mhad", "--idle-per-set", "40", "--blend", "0.5"]) == 0
+    taught = load_bundle(blended)
+    assert taught.onnx == base.onnx and taught.label_names == [*actions, "idle"]
+    window_fit, clip_fit = taught.head.info["second"], taught.head.info["first"]
+    assert taught.head.info["kind"] == "blend" and window_fit["windows"] and not clip_fit["windows"]
+    assert window_fit["robot_views"] > clip_fit["robot_views"] == len(actions) and window_fit["idle_rows"] > 0
+    # the clips' own standing windows are idle examples, but never the feminine style's: the untrimmed bench's idle
+    assert 0 < window_fit["standing_rows"] < window_fit["idle_rows"]
+    mocap = load_dataset("bandai")
+    styles, names = mocap.data.group("style")
+    assert names.index("feminine") not in set(styles[mocap.idle_train()]) and len(mocap.idle_train()) > 0
+    assert taught.provenance["robot_head"]["blend"] == 0.5
+    assert robot_head.main(["--bundle", str(default_bundle_path()), "--out", str(tmp_path / "x.hetskel"),
+                            "--blend", "0.5"]) == 1  # a blend needs the window head: refused before any work

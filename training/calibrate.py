@@ -65,12 +65,13 @@ def _set_features(extractor: FeatureExtractor, labels: list[str], dataset: str, 
 
 def idle_features(extractor: FeatureExtractor, datasets: list[str], per_set: int, span_s: float,
                   rng: np.random.Generator) -> np.ndarray:
-    """Window features of real standing phases of the training clips of ``datasets``."""
+    """Window features of real standing phases of the training clips of ``datasets`` (not of a set's
+    ``idle_held_out`` clips: the untrimmed bench's idle gaps are made of those)."""
     parts = []
     for dataset in datasets:
         loaded = load_dataset(dataset)
         data = loaded.data
-        for i in list(rng.permutation(loaded.train))[:per_set]:
+        for i in list(rng.permutation(loaded.idle_train()))[:per_set]:
             clip = np.asarray(data.sequences[int(i)], np.float32)
             conf = None if data.confidence is None else np.asarray(data.confidence[int(i)], np.float32)
             for at_end in (False, True):

@@ -42,6 +42,8 @@ class DatasetSpec:
     protocol: Protocol
     credit: str
     leave_one_out: bool = False  # also evaluate each value of protocol.key as the test fold in turn (mocap styles)
+    idle_held_out: tuple[str, ...] = ()  # training values of protocol.key whose clips' standing phases no idle fit
+    # reads: the untrimmed bench borrows its idle gaps from them (hetskel_ros.ros.bench_untrimmed)
 
 
 @dataclass
@@ -60,6 +62,14 @@ class LoadedDataset:
             raise TopologyError(f"{self.path}: '{self.spec.protocol.key}' has no value '{value}' (has {names})")
         held = groups == names.index(value)
         return np.flatnonzero(~held), np.flatnonzero(held)
+
+    def idle_train(self) -> np.ndarray:
+        """The training split without the clips of ``spec.idle_held_out``: the clips idle examples may come from."""
+        if not self.spec.idle_held_out:
+            return self.train
+        groups, names = self.data.group(self.spec.protocol.key)
+        held = [names.index(v) for v in self.spec.idle_held_out if v in names]
+        return self.train[~np.isin(groups[self.train], held)]
 
     def fold_values(self) -> tuple[str, ...]:
         return self.spec.protocol.train + self.spec.protocol.test
@@ -80,7 +90,8 @@ def registry(path: Path = REGISTRY) -> dict[str, DatasetSpec]:
             protocol = Protocol(str(p["key"]), tuple(str(v) for v in p["train"]), tuple(str(v) for v in p["test"]),
                                 str(p.get("name", "")))
             out[name] = DatasetSpec(name, str(entry["file"]), str(entry["sample"]), protocol, str(entry["credit"]),
-                                    bool(entry.get("leave_one_out", False)))
+                                    bool(entry.get("leave_one_out", False)),
+                                    tuple(str(v) for v in entry.get("idle_held_out") or ()))
         except (KeyError, TypeError) as exc:
             raise ValueError(f"{path}: data set '{name}' lacks or misstates {exc}") from exc
     return out

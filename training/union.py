@@ -20,6 +20,8 @@ import numpy as np
 
 from hetskel_ros.model.features import FeatureExtractor, WindowFeatures, torch_infer
 from hetskel_ros.model.head import softmax
+from hetskel_ros.runtime.labelling import MOTION_TAIL_S
+from hetskel_ros.topology.standing import acting_span
 
 from . import metrics
 from .actions import Vocabulary
@@ -40,11 +42,23 @@ def node_label(scores: np.ndarray, smoothing: float = NODE_SMOOTHING) -> np.ndar
     return smoothed
 
 
+def acting_windows(clip: np.ndarray, fps: float, ends: np.ndarray) -> np.ndarray:
+    """Per window (its last frame at ``ends`` seconds): does its newest second (what the node's idle test reads,
+    labelling.MOTION_TAIL_S) lie mostly in the clip's action, not in its standing start or end
+    (hetskel_ros.topology.standing.acting_span)? The bag generator's ground truth calls those frames idle."""
+    start, end = (f / fps for f in acting_span(np.asarray(clip, np.float32), fps))
+    tail = np.minimum(MOTION_TAIL_S, ends + 1.0 / fps)
+    overlap = np.clip(np.minimum(ends, end) - np.maximum(ends - tail, start), 0.0, None)
+    return overlap >= 0.5 * tail
+
+
 def robot_views(extractor: FeatureExtractor, loaded: LoadedDataset, robots: list[str], per_label: int, seed: int,
-                cache: Path | None, per_window: bool = False) -> tuple[list[np.ndarray], np.ndarray]:
+                cache: Path | None, per_window: bool = False,
+                acting_only: bool = False) -> tuple[list[np.ndarray], np.ndarray]:
     """Mean window features of ``per_label`` training clips per action of ``loaded`` on each robot, and their labels
-    (the set's own label indices); ``per_window``: every window's feature, each with its clip's label. Joint values
-    are cached per robot and clip in ``cache`` (IK: about 0.4 s a clip)."""
+    (the set's own label indices); ``per_window``: every window's feature, each with its clip's label
+    (``acting_only``: only the windows of the clip's action, :func:`acting_windows`). Joint values are cached per
+    robot and clip in ``cache`` (IK: about 0.4 s a clip)."""
     from hetskel_ros.topology import load_robot
     from hetskel_ros.topology.retarget import Retargeter, link_kinematics, robot_skeleton
 
@@ -58,9 +72,11 @@ def robot_views(extractor: FeatureExtractor, loaded: LoadedDataset, robots: list
         for i in clips:
             motion = retargeter.cached(data.sequences[i], data.fps,
                                        cache / robot / f"{data.names[i]}.npz" if cache is not None else None)
-            rows, _ = extractor.window_rows(robot_skeleton(motion, kinematics).astype(np.float32),
-                                            mapping.as_topology().name, data.fps)
+            rows, ends = extractor.window_rows(robot_skeleton(motion, kinematics).astype(np.float32),
+                                               mapping.as_topology().name, data.fps)
             encoded = extractor.encode(rows)[0]
+            if per_window and acting_only:
+                encoded = encoded[acting_windows(data.sequences[i], data.fps, np.asarray(ends))]
             kept = list(encoded) if per_window else [encoded.mean(axis=0)]
             features += kept
             labels += [int(data.labels[i])] * len(kept)
