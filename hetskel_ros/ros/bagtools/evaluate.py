@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from hetskel_ros.model.bundle import load_bundle
+from hetskel_ros.paths import relative
 from hetskel_ros.ros.bagtools.bag_io import BagContents, BagError, read_bag
 from hetskel_ros.ros.bagtools.offline import OfflineResult, run_offline
 from hetskel_ros.ros.bagtools.report import write_report
@@ -45,14 +46,15 @@ def evaluate_bag(bag_path: str | Path, out_dir: str | Path, *, mode: str = "offl
                        f"/ground_truth); make labelled bags with `hetskel-bag make`")
     overrides = dict(overrides or {})
     out_dir = Path(out_dir)
-    run: dict[str, Any] = {"bag": str(bag.path), "mode": mode, "people": len(bag.truth),
-                           "duration_s": bag.duration_s, "config": str(config or "config/recognize.yaml"),
-                           "overrides": overrides}
+    recorded = {**overrides, **({"model": relative(overrides["model"])} if overrides.get("model") else {})}
+    run: dict[str, Any] = {"bag": relative(bag.path), "mode": mode, "people": len(bag.truth),  # never absolute paths
+                           "duration_s": bag.duration_s,
+                           "config": relative(config) if config else "config/recognize.yaml", "overrides": recorded}
     offline = None
     damaged = Counter(bag.unreadable)
     if mode == "offline" or reference:
         offline = run_offline(bag, config, overrides)
-        run.update(model=offline.model, backend=offline.backend, drops=offline.drops, events=offline.events)
+        run.update(model=relative(offline.model), backend=offline.backend, drops=offline.drops, events=offline.events)
         damaged.update(offline.undecodable)
     run["damaged_messages"] = dict(sorted(damaged.items()))  # skipped: unreadable or undecodable, per topic
     # The model's vocabulary: actions of the bag outside it are scored as "should be idle or unknown".
@@ -72,7 +74,7 @@ def evaluate_bag(bag_path: str | Path, out_dir: str | Path, *, mode: str = "offl
         run.update(rate=rate, recognizer=live.recognizer, published=live.published, replay_wall_s=live.wall_s,
                    player_late_ms=1000.0 * live.late_s, recognizer_exit=live.recognizer_exit,
                    actions_without_frame_arrival=live.unmatched_latency)
-        run.setdefault("model", overrides.get("model") or "models/default.hetskel")
+        run.setdefault("model", recorded.get("model") or "models/default.hetskel")
         run.setdefault("backend", overrides.get("backend") or "config order")
         evaluation = evaluate(bag.truth, predictions, bag.labels, latencies_s=live.latencies_s,
                               reference=offline.predictions if offline is not None else None, known=known)
