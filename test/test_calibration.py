@@ -35,7 +35,7 @@ def fitted():
     mocap = load_sequences(DATA / "bandai_sample.npz")
     windows = extractor.sequence_set_features(mocap, per_window=True)
     train = {name: np.concatenate([w.features for i, w in enumerate(windows)
-                                   if mocap.labels[i] == k and i % 2 == 0]) for k, name in enumerate(labels)}
+                                   if mocap.labels[i] == k and i % 2 == 0]) for k, name in enumerate(mocap.label_names)}
     held = np.concatenate([w.features for i, w in enumerate(windows) if i % 2 == 1])
     utd = load_sequences(DATA / "utd_mhad_sample.npz")
     standing, actions = [], []
