@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -113,6 +114,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=share_dir() / "bench" / "results" / "model_swap.json")
     p.add_argument("--people", type=int, default=2)
     args = p.parse_args(sys.argv[1:] if argv is None else argv)
+    # A DDS domain of its own: another recognizer on the machine (a robot evaluation, a test run) publishes the same
+    # "recognizer: model" diagnostics on /diagnostics, which this bench would otherwise count as its node's.
+    os.environ.setdefault("ROS_DOMAIN_ID", str(101 + os.getpid() % 100))
     began = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="hetskel_swap_") as tmp:
         tmp_path = Path(tmp)
