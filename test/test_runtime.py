@@ -176,9 +176,9 @@ BAD_BUNDLES = {  # what is wrong -> (members to replace, text the error must hol
 
 @pytest.mark.parametrize("problem", list(BAD_BUNDLES))
 def test_a_bad_bundle_is_one_error_naming_the_file_and_what_is_wrong(bundle, tmp_path, problem):
-    good = save_bundle(Bundle(config=bundle.config, unified_joints=bundle.unified_joints,
-                              label_names=bundle.label_names, weights=bundle.weights, onnx=bundle.onnx),
-                       tmp_path / "good.hetskel")
+    good = save_bundle(Bundle(config=bundle.config, unified_joints=bundle.unified_joints,  # its head.npz too, if any:
+                              label_names=bundle.label_names, weights=bundle.weights, onnx=bundle.onnx,  # labels
+                              head=bundle.head), tmp_path / "good.hetskel")  # are the head's classes then
     change, expected = BAD_BUNDLES[problem]
     bad = _rewrite(good, tmp_path, "bad", **change(_meta(good)))
     with pytest.raises(BundleError) as error:
@@ -188,9 +188,9 @@ def test_a_bad_bundle_is_one_error_naming_the_file_and_what_is_wrong(bundle, tmp
 
 def test_the_node_refuses_a_bundle_whose_labels_do_not_fit_its_head_at_start(bundle, tmp_path):
     """It used to start, then die of an IndexError on the first window."""
-    good = save_bundle(Bundle(config=bundle.config, unified_joints=bundle.unified_joints,
-                              label_names=bundle.label_names, weights=bundle.weights, onnx=bundle.onnx),
-                       tmp_path / "good.hetskel")
+    good = save_bundle(Bundle(config=bundle.config, unified_joints=bundle.unified_joints,  # its head.npz too, if any:
+                              label_names=bundle.label_names, weights=bundle.weights, onnx=bundle.onnx,  # labels
+                              head=bundle.head), tmp_path / "good.hetskel")  # are the head's classes then
     meta = _meta(good)
     bad = _rewrite(good, tmp_path, "bad", **{"meta.json": json.dumps({**meta, "label_names": meta["label_names"] +
                                                                        ["extra"]}).encode()})
