@@ -83,7 +83,7 @@ def fit(extractor: FeatureExtractor, loaded: LoadedDataset, actions: list[str], 
     else:
         human, human_labels = clips, data.labels[loaded.train]
     views, view_labels = robot_views(extractor, loaded, args.robots, args.robot_clips, args.seed, args.cache,
-                                     per_window=per_window, acting_only=per_window)
+                                     per_window=per_window)
     x = np.concatenate([human, np.stack(views)]) if views else human
     y = order[np.concatenate([human_labels, view_labels]).astype(np.int64)]
     idle = np.zeros((0, x.shape[1]), np.float32)

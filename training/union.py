@@ -53,12 +53,11 @@ def acting_windows(clip: np.ndarray, fps: float, ends: np.ndarray) -> np.ndarray
 
 
 def robot_views(extractor: FeatureExtractor, loaded: LoadedDataset, robots: list[str], per_label: int, seed: int,
-                cache: Path | None, per_window: bool = False,
-                acting_only: bool = False) -> tuple[list[np.ndarray], np.ndarray]:
+                cache: Path | None, per_window: bool = False) -> tuple[list[np.ndarray], np.ndarray]:
     """Mean window features of ``per_label`` training clips per action of ``loaded`` on each robot, and their labels
-    (the set's own label indices); ``per_window``: every window's feature, each with its clip's label
-    (``acting_only``: only the windows of the clip's action, :func:`acting_windows`). Joint values are cached per
-    robot and clip in ``cache`` (IK: about 0.4 s a clip)."""
+    (the set's own label indices); ``per_window``: the feature of every window of the clip's action
+    (:func:`acting_windows`), each with its clip's label. Joint values are cached per robot and clip in ``cache``
+    (IK: about 0.4 s a clip)."""
     from hetskel_ros.topology import load_robot
     from hetskel_ros.topology.retarget import Retargeter, link_kinematics, robot_skeleton
 
@@ -75,9 +74,8 @@ def robot_views(extractor: FeatureExtractor, loaded: LoadedDataset, robots: list
             rows, ends = extractor.window_rows(robot_skeleton(motion, kinematics).astype(np.float32),
                                                mapping.as_topology().name, data.fps)
             encoded = extractor.encode(rows)[0]
-            if per_window and acting_only:
-                encoded = encoded[acting_windows(data.sequences[i], data.fps, np.asarray(ends))]
-            kept = list(encoded) if per_window else [encoded.mean(axis=0)]
+            kept = (list(encoded[acting_windows(data.sequences[i], data.fps, np.asarray(ends))]) if per_window
+                    else [encoded.mean(axis=0)])
             features += kept
             labels += [int(data.labels[i])] * len(kept)
     return features, np.asarray(labels, np.int64)

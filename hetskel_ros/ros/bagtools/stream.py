@@ -299,10 +299,12 @@ def compose_stream(data: SequenceSet, topology: Topology, options: StreamOptions
     spacing = options.spacing if options.spacing is not None else (2.0 if dims == 3 else 300.0)
     noise = options.noise if options.noise is not None else (0.002 if dims == 3 else 1.0)
     axes = ground_axes(topology)
-    clips = [np.asarray(data.sequences[i], np.float32)[..., :dims] for i in indices]
+    def positions(chosen: list[int]) -> list[np.ndarray]:
+        return [np.asarray(data.sequences[i], np.float32)[..., :dims] for i in chosen]
+
+    clips = positions(indices)
     shares = assign_clips([len(c) for c in clips], options.people, rng)
-    donors = clips if idle_clips is None else [np.asarray(data.sequences[i], np.float32)[..., :dims]
-                                               for i in idle_clips]
+    donors = clips if idle_clips is None else positions(idle_clips)
     pool = standing_pool(donors, data.fps) if options.idle == "real" else None
     builders = []
     for person, share in enumerate(shares):
